@@ -1,0 +1,233 @@
+"""Reading and writing files: the only module that touches the file system.
+
+Readers return plain DataFrames with every cell as text (so validation can point at the
+exact cell that is wrong) and remember the file name in ``DataFrame.attrs["source"]``.
+Writers are atomic: they write a temporary file beside the target and rename it, so an
+interrupted run never leaves a half-written output, and they never touch their inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import CisEvalError, DataValidationError, Problem
+
+__all__ = [
+    "atomic_write",
+    "load",
+    "read_table",
+    "write_table",
+    "write_text",
+    "write_trial",
+]
+
+READERS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".xlsx": "excel", ".xls": "excel",
+           ".xlsm": "excel", ".parquet": "parquet", ".pq": "parquet"}
+NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "."]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` and move it into place on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final location. Its folder is created if needed.
+    mode : {"w", "wb"}
+        Text or binary.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8",
+                                                              "newline": ""})) as fh:
+            yield fh
+        # mkstemp creates 0600 files; give the output the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text atomically (UTF-8, ``\\n`` line endings) and return the path."""
+    with atomic_write(path) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a DataFrame atomically as CSV, Parquet or Excel, chosen by the extension.
+
+    CSV floats are written with ``%.10g`` so files are byte-for-byte reproducible.
+    """
+    target = Path(path)
+    kind = READERS.get(target.suffix.lower())
+    if kind == "csv":
+        with atomic_write(target) as fh:
+            _csv_ready(frame).to_csv(fh, index=False, float_format="%.10g", lineterminator="\n")
+    elif kind == "parquet":
+        with atomic_write(target, "wb") as fh:
+            frame.to_parquet(fh, index=False)
+    elif kind == "excel":
+        with atomic_write(target, "wb") as fh:
+            _csv_ready(frame).to_excel(fh, index=False)
+    else:
+        raise CisEvalError(f"{target.name}: cannot write '{target.suffix}' files; use .csv, "
+                           ".parquet or .xlsx")
+    return target
+
+
+def write_trial(trial: Any, folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write the three tables of a simulated trial as CSV files in ``folder``.
+
+    Parameters
+    ----------
+    trial : SimulatedTrial
+        Output of :func:`cis_eval.simulate`.
+    folder : path-like
+        Destination folder (created if needed).
+
+    Returns
+    -------
+    dict
+        Table name -> path written.
+    """
+    folder = Path(folder)
+    return {
+        name: write_table(getattr(trial, name), folder / f"{name}.csv")
+        for name in ("students", "contacts", "coordinators")
+    }
+
+
+def _excel_text(value: Any) -> Any:
+    """Render an Excel cell as the text a user typed (integral floats without '.0')."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def read_table(path: str | os.PathLike[str], *, sheet: str | int = 0) -> pd.DataFrame:
+    """Read a CSV, TSV, Excel or Parquet file with every cell as text.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    sheet : str or int, default 0
+        Excel sheet name or position.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Cells as strings (missing cells as NA); ``attrs["source"]`` is the file name.
+
+    Raises
+    ------
+    DataValidationError
+        If the file does not exist, has an unknown extension or cannot be parsed.
+    """
+    p = Path(path)
+    name = p.name
+
+    def fail(message: str, expected: str) -> DataValidationError:
+        return DataValidationError([Problem(name, None, (), 0, message, expected)])
+
+    if not p.is_file():
+        raise fail("file not found", "an existing file")
+    kind = READERS.get(p.suffix.lower())
+    if kind is None:
+        raise fail(f"unknown file type '{p.suffix}'", "a .csv, .tsv, .xlsx or .parquet file")
+    try:
+        if kind in ("csv", "tsv"):
+            frame = pd.read_csv(p, dtype=str, sep="\t" if kind == "tsv" else ",",
+                                keep_default_na=False, na_values=NA_VALUES,
+                                skipinitialspace=True, encoding="utf-8-sig")
+        elif kind == "excel":
+            raw = pd.read_excel(p, sheet_name=sheet, dtype=object)
+            frame = raw.map(_excel_text).astype("string")
+        else:
+            raw = pd.read_parquet(p)
+            frame = raw.astype(object).where(raw.notna(), None).map(
+                lambda v: None if v is None else (
+                    v.strftime("%Y-%m-%d") if isinstance(v, pd.Timestamp) else str(v))
+            ).astype("string")
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise fail(f"could not be read as {kind} ({type(exc).__name__})",
+                   f"a readable {kind} file") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.attrs["source"] = name
+    return frame
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    column_map: Mapping[str, str] | None = None,
+    sheet: str | int = 0,
+) -> pd.DataFrame:
+    """Read one table of the data contract from a file, renaming columns if asked.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV, TSV, Excel (.xlsx) or Parquet file.
+    column_map : mapping, optional
+        The export's column names -> the contract's names, so a real export can be used
+        without hand editing (e.g. ``{"StudentNumber": "student_id"}``).
+    sheet : str or int, default 0
+        Excel sheet.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Cells as text, ready for :func:`cis_eval.validate`, which checks and types them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import cis_eval as ce
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "roster.csv").write_text("ID,school_id\\n001,A\\n")
+    >>> ce.load(folder / "roster.csv", column_map={"ID": "student_id"})["student_id"].tolist()
+    ['001']
+    """
+    frame = read_table(path, sheet=sheet)
+    if column_map:
+        missing = [k for k in column_map if k not in frame.columns]
+        if missing:
+            raise DataValidationError([
+                Problem(frame.attrs["source"], k, (), 0, "column named in the column map is "
+                        "not in the file", f"one of the file's columns: "
+                        f"{', '.join(map(str, frame.columns))}") for k in missing
+            ])
+        source = frame.attrs["source"]
+        frame = frame.rename(columns=dict(column_map))
+        frame.attrs["source"] = source
+    return frame
