@@ -58,7 +58,7 @@ def derive_outcomes(
     ...     "core_credits_earned": [3.5], "core_gpa": [2.1], "suspensions_iss": [1],
     ...     "suspensions_oss": [0]})
     >>> out = derive_outcomes(raw)
-    >>> round(out.loc[0, "attendance_rate"], 3), out.loc[0, "chronic_absence"]
+    >>> float(round(out.loc[0, "attendance_rate"], 3)), float(out.loc[0, "chronic_absence"])
     (0.889, 1.0)
     """
     if not 0 < chronic_threshold < 1:
