@@ -202,11 +202,11 @@ def assign(
         "block": block,
         "id_column": id_column,
         "p": p,
-        "n_treat": None if n_treat is None else (
-            dict(n_treat) if isinstance(n_treat, Mapping) else int(n_treat)
-        ),
+        "n_treat": None
+        if n_treat is None
+        else (dict(n_treat) if isinstance(n_treat, Mapping) else int(n_treat)),
         "rounding": "floor(p * n + 0.5)" if p is not None else "given counts",
-        "n_students": int(len(students)),
+        "n_students": len(students),
         "n_blocks": len(uniques),
         "n_treated": int(z.sum()),
         "roster_sha256": _digest(block_str, id_str),
@@ -242,7 +242,9 @@ def verify_assignment(students: pd.DataFrame, audit: Mapping[str, Any]) -> bool:
     True
     """
     if audit.get("seed") is None:
-        raise ValueError("this audit trail was made with a Generator, not a seed; it cannot be re-run")
+        raise ValueError(
+            "this audit trail was made with a Generator, not a seed; it cannot be re-run"
+        )
     block, id_column = audit["block"], audit["id_column"]
     n_treat = audit.get("n_treat")
     rerun = assign(

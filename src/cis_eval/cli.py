@@ -68,16 +68,21 @@ def _column_map(path: str | None) -> dict[str, dict[str, str]]:
     except ValueError as exc:
         raise UsageError(f"{p.name}: the column map could not be parsed ({exc})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise UsageError(f"{p.name}: expected sections 'students', 'contacts' or "
-                         "'coordinators', each mapping export names to contract names")
+        raise UsageError(
+            f"{p.name}: expected sections 'students', 'contacts' or "
+            "'coordinators', each mapping export names to contract names"
+        )
     unknown = set(data) - {"students", "contacts", "coordinators"}
     if unknown:
-        raise UsageError(f"{p.name}: unknown section(s) {', '.join(sorted(unknown))}; expected "
-                         "students, contacts or coordinators")
+        raise UsageError(
+            f"{p.name}: unknown section(s) {', '.join(sorted(unknown))}; expected "
+            "students, contacts or coordinators"
+        )
     return {k: {str(a): str(b) for a, b in v.items()} for k, v in data.items()}
 
 
 # ----------------------------------------------------------------------------- demo
+
 
 @dataclass
 class DemoContext:
@@ -100,7 +105,9 @@ def _demo_describe(ctx: DemoContext) -> None:
     n = int(summary.by_school["students"].sum())
     ctx.report.text(
         f"{n:,} students in {len(summary.by_school):,} schools were randomly assigned, within "
-        "each school, to case management (program group) or to a control group.", lead=True)
+        "each school, to case management (program group) or to a control group.",
+        lead=True,
+    )
     for name, table in summary.tables().items():
         ctx.report.table(table)
         write_text(ctx.out / "tables" / f"{name}.csv", table.to_csv())
@@ -118,17 +125,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data = Path(args.data)
     if not (data / "students.csv").is_file():
-        raise UsageError(f"{data}: no students.csv here; pass --data with the folder of the "
-                         "synthetic trial (data/synthetic in the repository)")
-    frames = {n: load(data / f"{n}.csv") if (data / f"{n}.csv").is_file() else None
-              for n in ("students", "contacts", "coordinators")}
+        raise UsageError(
+            f"{data}: no students.csv here; pass --data with the folder of the "
+            "synthetic trial (data/synthetic in the repository)"
+        )
+    frames = {
+        n: load(data / f"{n}.csv") if (data / f"{n}.csv").is_file() else None
+        for n in ("students", "contacts", "coordinators")
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         valid = validate(frames["students"], frames["contacts"], frames["coordinators"])
     out = Path(args.out)
     report = Report("cis_eval demo: a synthetic Communities In Schools trial")
-    report.note("All numbers come from synthetic data simulated by cis_eval to resemble the "
-                "structure of MDRC's evaluation. They are not the study's results.")
+    report.note(
+        "All numbers come from synthetic data simulated by cis_eval to resemble the "
+        "structure of MDRC's evaluation. They are not the study's results."
+    )
     ctx = DemoContext(valid.students, valid.contacts, valid.coordinators, out, report, args.seed)
     for section in DEMO_SECTIONS:
         section(ctx)
@@ -141,26 +154,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- validate
 
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check files against the data contract."""
     from .io import load
     from .validate import validate
 
     cmap = _column_map(args.column_map)
-    frames = {n: load(getattr(args, n), column_map=cmap.get(n)) if getattr(args, n) else None
-              for n in ("students", "contacts", "coordinators")}
+    frames = {
+        n: load(getattr(args, n), column_map=cmap.get(n)) if getattr(args, n) else None
+        for n in ("students", "contacts", "coordinators")
+    }
     if all(v is None for v in frames.values()):
         raise UsageError("give at least one of --students, --contacts, --coordinators")
     year = tuple(args.school_year) if args.school_year else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = validate(frames["students"], frames["contacts"], frames["coordinators"],
-                          school_year=year, raise_on_error=False)  # type: ignore[arg-type]
+        report = validate(
+            frames["students"],
+            frames["contacts"],
+            frames["coordinators"],
+            school_year=year,
+            raise_on_error=False,
+        )  # type: ignore[arg-type]
     print(report.to_text())
     return EXIT_OK if report.ok else EXIT_USAGE
 
 
 # ----------------------------------------------------------------------------- assign
+
 
 def cmd_assign(args: argparse.Namespace) -> int:
     """Run a within-school lottery on a roster."""
@@ -177,13 +199,16 @@ def cmd_assign(args: argparse.Namespace) -> int:
     audit = out.with_name(out.stem + ".audit.json")
     write_text(audit, result.audit_json() + "\n")
     counts = result.counts()
-    print(f"Assigned {int(counts['n_treated'].sum()):,} of {int(counts['n'].sum()):,} students "
-          f"to the program in {len(counts):,} block(s) (seed {args.seed}).")
+    print(
+        f"Assigned {int(counts['n_treated'].sum()):,} of {int(counts['n'].sum()):,} students "
+        f"to the program in {len(counts):,} block(s) (seed {args.seed})."
+    )
     print(f"Wrote {out} and the audit trail {audit}.")
     return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- simulate
+
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a trial and write its three tables."""
@@ -196,8 +221,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError("--effect takes OUTCOME=VALUE, e.g. chronic_absence=-0.05") from exc
     try:
-        trial = simulate(seed=args.seed, scenario=args.scenario, effects=eff,
-                         n_students=args.n_students, n_schools=args.n_schools)
+        trial = simulate(
+            seed=args.seed,
+            scenario=args.scenario,
+            effects=eff,
+            n_students=args.n_students,
+            n_schools=args.n_schools,
+        )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     paths = write_trial(trial, args.out)
@@ -209,37 +239,50 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+
 def _add_table_args(p: argparse.ArgumentParser, *, students: bool = True) -> None:
     if students:
         p.add_argument("--students", metavar="FILE", help="students table (CSV, Excel, Parquet)")
     p.add_argument("--contacts", metavar="FILE", help="contacts log (CSV, Excel, Parquet)")
     p.add_argument("--coordinators", metavar="FILE", help="coordinators table")
-    p.add_argument("--column-map", metavar="FILE",
-                   help="JSON or TOML file mapping your export's column names to the "
-                        "contract's, by table")
+    p.add_argument(
+        "--column-map",
+        metavar="FILE",
+        help="JSON or TOML file mapping your export's column names to the contract's, by table",
+    )
 
 
 Registrar = Callable[[Any], None]
 
 
 def _register_core(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the main job on the shipped synthetic trial",
-                       description=cmd_demo.__doc__)
-    p.add_argument("--data", default="data/synthetic", help="folder with students.csv, "
-                   "contacts.csv, coordinators.csv (default: data/synthetic)")
+    p = sub.add_parser(
+        "demo", help="run the main job on the shipped synthetic trial", description=cmd_demo.__doc__
+    )
+    p.add_argument(
+        "--data",
+        default="data/synthetic",
+        help="folder with students.csv, contacts.csv, coordinators.csv (default: data/synthetic)",
+    )
     p.add_argument("--out", default="output/demo", help="output folder (default: output/demo)")
     p.add_argument("--seed", type=int, default=20130601, help="seed for random steps")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("validate", help="check files against the data contract",
-                       description=cmd_validate.__doc__)
+    p = sub.add_parser(
+        "validate", help="check files against the data contract", description=cmd_validate.__doc__
+    )
     _add_table_args(p)
-    p.add_argument("--school-year", nargs=2, metavar=("FIRST", "LAST"),
-                   help="first and last day of the school year (ISO dates)")
+    p.add_argument(
+        "--school-year",
+        nargs=2,
+        metavar=("FIRST", "LAST"),
+        help="first and last day of the school year (ISO dates)",
+    )
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("assign", help="run a within-school lottery on a roster",
-                       description=cmd_assign.__doc__)
+    p = sub.add_parser(
+        "assign", help="run a within-school lottery on a roster", description=cmd_assign.__doc__
+    )
     p.add_argument("--students", required=True, metavar="FILE", help="roster to randomize")
     p.add_argument("--out", required=True, metavar="FILE", help="assigned roster to write")
     p.add_argument("--seed", required=True, type=int, help="lottery seed (record it)")
@@ -249,13 +292,18 @@ def _register_core(sub: Any) -> None:
     g.add_argument("--n-treat", type=int, help="number treated in every block")
     p.set_defaults(func=cmd_assign)
 
-    p = sub.add_parser("simulate", help="simulate a trial and write its tables",
-                       description=cmd_simulate.__doc__)
+    p = sub.add_parser(
+        "simulate", help="simulate a trial and write its tables", description=cmd_simulate.__doc__
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--scenario", default="interim", choices=["interim", "null"])
-    p.add_argument("--effect", action="append", metavar="OUTCOME=VALUE",
-                   help="ITT effect for one outcome (repeatable)")
+    p.add_argument(
+        "--effect",
+        action="append",
+        metavar="OUTCOME=VALUE",
+        help="ITT effect for one outcome (repeatable)",
+    )
     p.add_argument("--n-students", type=int, default=2230)
     p.add_argument("--n-schools", type=int)
     p.set_defaults(func=cmd_simulate)
@@ -270,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cis-eval",
         description="Evaluate school-based case management: simulate or load trial data, "
-                    "estimate impacts, check fidelity.",
+        "estimate impacts, check fidelity.",
     )
     parser.add_argument("--version", action="version", version=f"cis-eval {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -301,8 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"internal error ({type(exc).__name__}). This is a bug in cis-eval; rerun with "
-              "--debug for details and report it.", file=sys.stderr)
+        print(
+            f"internal error ({type(exc).__name__}). This is a bug in cis-eval; rerun with "
+            "--debug for details and report it.",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -45,47 +45,92 @@ class TrialSummary:
     def tables(self) -> dict[str, Table]:
         """The summary as presentation tables, keyed by name."""
         totals = self.by_school.sum(numeric_only=True)
-        sizes = pd.DataFrame({
-            "": ["Students", "Schools", "Students per school (median)",
-                 "Students per school (min-max)"],
-            "Program": [f"{int(totals['program']):,}", "", "", ""],
-            "Control": [f"{int(totals['control']):,}", "", "", ""],
-            "Total": [f"{int(totals['students']):,}", f"{len(self.by_school):,}",
-                      f"{self.by_school['students'].median():.0f}",
-                      f"{self.by_school['students'].min()}-{self.by_school['students'].max()}"],
-        })
+        sizes = pd.DataFrame(
+            {
+                "": [
+                    "Students",
+                    "Schools",
+                    "Students per school (median)",
+                    "Students per school (min-max)",
+                ],
+                "Program": [f"{int(totals['program']):,}", "", "", ""],
+                "Control": [f"{int(totals['control']):,}", "", "", ""],
+                "Total": [
+                    f"{int(totals['students']):,}",
+                    f"{len(self.by_school):,}",
+                    f"{self.by_school['students'].median():.0f}",
+                    f"{self.by_school['students'].min()}-{self.by_school['students'].max()}",
+                ],
+            }
+        )
         out = {
             "sample": Table(sizes, title="Sample sizes by research group"),
             "baseline": Table(
-                self.baseline.rename(columns={
-                    "label": "Characteristic", "mean_program": "Program mean",
-                    "mean_control": "Control mean", "difference": "Difference",
-                    "n_program": "N program", "n_control": "N control"})[
-                    ["Characteristic", "Program mean", "Control mean", "Difference",
-                     "N program", "N control"]],
+                self.baseline.rename(
+                    columns={
+                        "label": "Characteristic",
+                        "mean_program": "Program mean",
+                        "mean_control": "Control mean",
+                        "difference": "Difference",
+                        "n_program": "N program",
+                        "n_control": "N control",
+                    }
+                )[
+                    [
+                        "Characteristic",
+                        "Program mean",
+                        "Control mean",
+                        "Difference",
+                        "N program",
+                        "N control",
+                    ]
+                ],
                 title="Baseline characteristics by research group",
                 formats={"Program mean": ".3f", "Control mean": ".3f", "Difference": "+.3f"},
-                notes=("Unadjusted means; missing values excluded. Binary characteristics "
-                       "are shares (0-1).",)),
+                notes=(
+                    "Unadjusted means; missing values excluded. Binary characteristics "
+                    "are shares (0-1).",
+                ),
+            ),
             "outcomes": Table(
-                self.outcomes.rename(columns={
-                    "label": "Outcome", "mean_program": "Program mean",
-                    "mean_control": "Control mean", "difference": "Difference",
-                    "n_program": "N program", "n_control": "N control"})[
-                    ["Outcome", "Program mean", "Control mean", "Difference", "N program",
-                     "N control"]],
+                self.outcomes.rename(
+                    columns={
+                        "label": "Outcome",
+                        "mean_program": "Program mean",
+                        "mean_control": "Control mean",
+                        "difference": "Difference",
+                        "n_program": "N program",
+                        "n_control": "N control",
+                    }
+                )[
+                    [
+                        "Outcome",
+                        "Program mean",
+                        "Control mean",
+                        "Difference",
+                        "N program",
+                        "N control",
+                    ]
+                ],
                 title="Outcomes by research group (unadjusted)",
                 formats={"Program mean": ".3f", "Control mean": ".3f", "Difference": "+.3f"},
-                notes=(f"Chronically absent: missed at least {self.chronic_threshold:.0%} of "
-                       "enrolled days. Unadjusted differences are descriptive, not impact "
-                       "estimates.",)),
+                notes=(
+                    f"Chronically absent: missed at least {self.chronic_threshold:.0%} of "
+                    "enrolled days. Unadjusted differences are descriptive, not impact "
+                    "estimates.",
+                ),
+            ),
         }
         if self.dosage is not None:
-            out["dosage"] = Table(self.dosage, title="Level 2 services received, by group",
-                                  formats={"Share served": ".1%", "Contacts": ".1f",
-                                           "Hours": ".1f", "Weeks": ".1f"},
-                                  notes=("Dosage among students with at least one Level 2 "
-                                         "(tier 2) contact; weeks = first to last contact.",))
+            out["dosage"] = Table(
+                self.dosage,
+                title="Level 2 services received, by group",
+                formats={"Share served": ".1%", "Contacts": ".1f", "Hours": ".1f", "Weeks": ".1f"},
+                notes=(
+                    "Dosage among students with at least one Level 2 "
+                    "(tier 2) contact; weeks = first to last contact.",
+                ),
+            )
         return out
 
 
@@ -94,10 +139,19 @@ def _by_arm(frame: pd.DataFrame, cols: list[str], labels: dict[str, str]) -> pd.
     for c in cols:
         v = pd.to_numeric(frame[c], errors="coerce").astype(float)
         t, k = v[frame["treatment"] == 1], v[frame["treatment"] == 0]
-        rows.append({"variable": c, "label": labels[c], "mean_program": t.mean(),
-                     "mean_control": k.mean(), "difference": t.mean() - k.mean(),
-                     "sd_program": t.std(), "sd_control": k.std(),
-                     "n_program": int(t.notna().sum()), "n_control": int(k.notna().sum())})
+        rows.append(
+            {
+                "variable": c,
+                "label": labels[c],
+                "mean_program": t.mean(),
+                "mean_control": k.mean(),
+                "difference": t.mean() - k.mean(),
+                "sd_program": t.std(),
+                "sd_control": k.std(),
+                "n_program": int(t.notna().sum()),
+                "n_control": int(k.notna().sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -134,7 +188,8 @@ def describe(
     z = pd.to_numeric(data["treatment"]).astype(int)
     by_school = (
         pd.DataFrame({"school_id": data["school_id"], "program": z, "control": 1 - z})
-        .groupby("school_id")[["program", "control"]].sum()
+        .groupby("school_id")[["program", "control"]]
+        .sum()
     )
     by_school.insert(0, "students", by_school.sum(axis=1))
     labels = {c: COLUMNS["students"][c].label for c in BASELINE_COVARIATES}
@@ -145,17 +200,25 @@ def describe(
     if contacts is not None and len(contacts):
         l2 = contacts[pd.to_numeric(contacts["tier"]) == 2]
         per = l2.groupby("student_id", observed=True).agg(
-            contacts=("minutes", "size"), minutes=("minutes", "sum"),
-            first=("date", "min"), last=("date", "max"))
+            contacts=("minutes", "size"),
+            minutes=("minutes", "sum"),
+            first=("date", "min"),
+            last=("date", "max"),
+        )
         per["weeks"] = (per["last"] - per["first"]).dt.days / 7
         rows = []
         for arm, name in ((1, "Program"), (0, "Control")):
             ids = data.loc[z == arm, "student_id"].astype(str)
             got = per[per.index.astype(str).isin(ids)]
-            rows.append({"Group": name, "Students": len(ids),
-                         "Share served": len(got) / max(len(ids), 1),
-                         "Contacts": got["contacts"].mean() if len(got) else np.nan,
-                         "Hours": got["minutes"].sum() / 60 / len(got) if len(got) else np.nan,
-                         "Weeks": got["weeks"].mean() if len(got) else np.nan})
+            rows.append(
+                {
+                    "Group": name,
+                    "Students": len(ids),
+                    "Share served": len(got) / max(len(ids), 1),
+                    "Contacts": got["contacts"].mean() if len(got) else np.nan,
+                    "Hours": got["minutes"].sum() / 60 / len(got) if len(got) else np.nan,
+                    "Weeks": got["weeks"].mean() if len(got) else np.nan,
+                }
+            )
         dosage = pd.DataFrame(rows)
     return TrialSummary(by_school, baseline, outcomes, dosage, chronic_threshold)

@@ -63,7 +63,9 @@ class Problem:
         rows = ""
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
-            more = f" and {self.n_rows - len(self.rows)} more" if self.n_rows > len(self.rows) else ""
+            more = (
+                f" and {self.n_rows - len(self.rows)} more" if self.n_rows > len(self.rows) else ""
+            )
             word = "row" if self.n_rows == 1 else "rows"
             rows = f" ({word} {shown}{more})"
         return f"{where}: {self.message}{rows}: expected {self.expected}"

@@ -29,8 +29,16 @@ __all__ = [
     "write_trial",
 ]
 
-READERS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".xlsx": "excel", ".xls": "excel",
-           ".xlsm": "excel", ".parquet": "parquet", ".pq": "parquet"}
+READERS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".xlsx": "excel",
+    ".xls": "excel",
+    ".xlsm": "excel",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "."]
 
 
@@ -49,8 +57,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8",
-                                                              "newline": ""})) as fh:
+        with os.fdopen(
+            fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
+        ) as fh:
             yield fh
         # mkstemp creates 0600 files; give the output the permissions a plain open() would.
         umask = os.umask(0)
@@ -64,7 +73,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[A
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text atomically (UTF-8, ``\\n`` line endings) and return the path."""
+    """Write text atomically (UTF-8, Unix line endings) and return the path."""
     with atomic_write(path) as fh:
         fh.write(text)
     return Path(path)
@@ -95,8 +104,9 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         with atomic_write(target, "wb") as fh:
             _csv_ready(frame).to_excel(fh, index=False)
     else:
-        raise CisEvalError(f"{target.name}: cannot write '{target.suffix}' files; use .csv, "
-                           ".parquet or .xlsx")
+        raise CisEvalError(
+            f"{target.name}: cannot write '{target.suffix}' files; use .csv, .parquet or .xlsx"
+        )
     return target
 
 
@@ -166,21 +176,36 @@ def read_table(path: str | os.PathLike[str], *, sheet: str | int = 0) -> pd.Data
         raise fail(f"unknown file type '{p.suffix}'", "a .csv, .tsv, .xlsx or .parquet file")
     try:
         if kind in ("csv", "tsv"):
-            frame = pd.read_csv(p, dtype=str, sep="\t" if kind == "tsv" else ",",
-                                keep_default_na=False, na_values=NA_VALUES,
-                                skipinitialspace=True, encoding="utf-8-sig")
+            frame = pd.read_csv(
+                p,
+                dtype=str,
+                sep="\t" if kind == "tsv" else ",",
+                keep_default_na=False,
+                na_values=NA_VALUES,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+            )
         elif kind == "excel":
             raw = pd.read_excel(p, sheet_name=sheet, dtype=object)
             frame = raw.map(_excel_text).astype("string")
         else:
             raw = pd.read_parquet(p)
-            frame = raw.astype(object).where(raw.notna(), None).map(
-                lambda v: None if v is None else (
-                    v.strftime("%Y-%m-%d") if isinstance(v, pd.Timestamp) else str(v))
-            ).astype("string")
+            frame = (
+                raw.astype(object)
+                .where(raw.notna(), None)
+                .map(
+                    lambda v: (
+                        None
+                        if v is None
+                        else (v.strftime("%Y-%m-%d") if isinstance(v, pd.Timestamp) else str(v))
+                    )
+                )
+                .astype("string")
+            )
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise fail(f"could not be read as {kind} ({type(exc).__name__})",
-                   f"a readable {kind} file") from exc
+        raise fail(
+            f"could not be read as {kind} ({type(exc).__name__})", f"a readable {kind} file"
+        ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.attrs["source"] = name
     return frame
@@ -211,10 +236,10 @@ def load(
 
     Examples
     --------
-    >>> import tempfile, pathlib
+    >>> import tempfile, pathlib, os
     >>> import cis_eval as ce
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "roster.csv").write_text("ID,school_id\\n001,A\\n")
+    >>> _ = (folder / "roster.csv").write_text(os.linesep.join(["ID,school_id", "001,A"]))
     >>> ce.load(folder / "roster.csv", column_map={"ID": "student_id"})["student_id"].tolist()
     ['001']
     """
@@ -222,11 +247,19 @@ def load(
     if column_map:
         missing = [k for k in column_map if k not in frame.columns]
         if missing:
-            raise DataValidationError([
-                Problem(frame.attrs["source"], k, (), 0, "column named in the column map is "
-                        "not in the file", f"one of the file's columns: "
-                        f"{', '.join(map(str, frame.columns))}") for k in missing
-            ])
+            raise DataValidationError(
+                [
+                    Problem(
+                        frame.attrs["source"],
+                        k,
+                        (),
+                        0,
+                        "column named in the column map is not in the file",
+                        f"one of the file's columns: {', '.join(map(str, frame.columns))}",
+                    )
+                    for k in missing
+                ]
+            )
         source = frame.attrs["source"]
         frame = frame.rename(columns=dict(column_map))
         frame.attrs["source"] = source

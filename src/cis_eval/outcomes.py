@@ -81,8 +81,9 @@ def derive_outcomes(
     any_fail = np.where(np.isnan(taken) | np.isnan(failed) | (taken <= 0), np.nan, failed > 0)
     credits = _num(students, "core_credits_earned")
     if "school_level" in students.columns:
-        credits = np.where(students["school_level"].astype("string").eq("high").fillna(False),
-                           credits, np.nan)
+        credits = np.where(
+            students["school_level"].astype("string").eq("high").fillna(False), credits, np.nan
+        )
     iss = _num(students, "suspensions_iss")
     oss = _num(students, "suspensions_oss")
     derived = {

@@ -48,7 +48,7 @@ def figure_svg(fig: Any) -> str:
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 @dataclass
@@ -93,10 +93,13 @@ class Report:
 
     def to_html(self) -> str:
         """One self-contained HTML page (inline CSS and SVG; no scripts, no external links)."""
-        out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-               '<meta name="viewport" content="width=device-width, initial-scale=1">',
-               f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>",
-               f"<h1>{html.escape(self.title)}</h1>"]
+        out = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>",
+            f"<h1>{html.escape(self.title)}</h1>",
+        ]
         for kind, value in self.blocks:
             if kind == "h2":
                 out.append(f"<h2>{html.escape(value)}</h2>")

@@ -60,7 +60,9 @@ class Table:
         headers = [str(c) for c in frame.columns]
         rows = []
         for rec in frame.itertuples(index=False, name=None):
-            rows.append([_fmt(v, self.formats.get(h, "")) for h, v in zip(headers, rec, strict=True)])
+            rows.append(
+                [_fmt(v, self.formats.get(h, "")) for h, v in zip(headers, rec, strict=True)]
+            )
         return headers, rows
 
     def to_frame(self) -> pd.DataFrame:
@@ -71,10 +73,13 @@ class Table:
         """Plain-text rendering with aligned columns."""
         headers, rows = self._cells()
         widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(headers)]
+
         def line(cells: Sequence[str]) -> str:
             return "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths, strict=True))
+                c.ljust(w) if j == 0 else c.rjust(w)
+                for j, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
+
         out = [self.title] if self.title else []
         out += [line(headers), "  ".join("-" * w for w in widths)]
         out += [line(r) for r in rows]
@@ -106,8 +111,11 @@ class Table:
         parts = [f'<table class="{table_class}">']
         if self.title:
             parts.append(f"<caption>{html.escape(self.title)}</caption>")
-        parts.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-                     + "</tr></thead><tbody>")
+        parts.append(
+            "<thead><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+            + "</tr></thead><tbody>"
+        )
         for r in rows:
             cells = "".join(
                 f'<td class="{"label" if j == 0 else "num"}">{html.escape(c)}</td>'
@@ -127,17 +135,31 @@ class Table:
     def to_latex(self) -> str:
         """A ``tabular`` environment (booktabs rules) with the notes below."""
         headers, rows = self._cells()
+
         def tex(s: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                         ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+            for a, b in (
+                ("\\", r"\textbackslash{}"),
+                ("&", r"\&"),
+                ("%", r"\%"),
+                ("$", r"\$"),
+                ("#", r"\#"),
+                ("_", r"\_"),
+                ("{", r"\{"),
+                ("}", r"\}"),
+            ):
                 s = s.replace(a, b)
             return s
+
         spec = "l" + "r" * (len(headers) - 1)
         out = []
         if self.title:
             out.append(f"% {self.title}")
-        out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
-                " & ".join(tex(h) for h in headers) + " \\\\", "\\midrule"]
+        out += [
+            f"\\begin{{tabular}}{{{spec}}}",
+            "\\toprule",
+            " & ".join(tex(h) for h in headers) + " \\\\",
+            "\\midrule",
+        ]
         out += [" & ".join(tex(c) for c in r) + " \\\\" for r in rows]
         out += ["\\bottomrule", "\\end{tabular}"]
         out += [f"% Note: {n}" for n in self.notes]

@@ -60,8 +60,11 @@ SERVICE_MIX: dict[str, float] = {
 }
 MODE_MIX: dict[str, float] = {"individual": 0.70, "group": 0.22, "family": 0.08}
 STATES = ("NC", "SC", "TX")
-AFFILIATES = {"NC": ("Affiliate A", "Affiliate B"), "SC": ("Affiliate C",),
-              "TX": ("Affiliate D", "Affiliate E")}
+AFFILIATES = {
+    "NC": ("Affiliate A", "Affiliate B"),
+    "SC": ("Affiliate C",),
+    "TX": ("Affiliate D", "Affiliate E"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,19 +106,25 @@ class SimulationParams:
         lo, hi = self.school_size_range
         checks: list[tuple[bool, str]] = [
             (self.n_schools >= 1, "n_schools must be at least 1"),
-            (self.n_students >= 4 * self.n_schools,
-             "n_students must allow at least 4 students per school"),
+            (
+                self.n_students >= 4 * self.n_schools,
+                "n_students must allow at least 4 students per school",
+            ),
             (0 < self.p_treat < 1, "p_treat must be strictly between 0 and 1"),
             (2 <= lo <= hi, "school_size_range must be (low, high) with 2 <= low <= high"),
             (0 <= self.share_high <= 1, "share_high must be in [0, 1]"),
             (0 <= self.icc < 1, "icc must be in [0, 1)"),
             (0 < self.consent_rate <= 1, "consent_rate must be in (0, 1]"),
-            (0 <= self.take_up <= self.consent_rate,
-             "take_up must be in [0, consent_rate]: only consented students can be served"),
+            (
+                0 <= self.take_up <= self.consent_rate,
+                "take_up must be in [0, consent_rate]: only consented students can be served",
+            ),
             (0 <= self.crossover <= self.take_up, "crossover must be in [0, take_up]"),
             (0 <= self.attrition < 1, "attrition must be in [0, 1)"),
-            (abs(self.differential_attrition) / 2 <= min(self.attrition, 1 - self.attrition),
-             "differential_attrition is too large for the overall attrition"),
+            (
+                abs(self.differential_attrition) / 2 <= min(self.attrition, 1 - self.attrition),
+                "differential_attrition is too large for the overall attrition",
+            ),
             (0 <= self.baseline_missing < 1, "baseline_missing must be in [0, 1)"),
             (0 < self.chronic_threshold < 1, "chronic_threshold must be in (0, 1)"),
             (self.contacts_mean >= 1, "contacts_mean must be at least 1"),
@@ -230,8 +239,9 @@ def _masked(values: np.ndarray, missing: np.ndarray) -> pd.api.extensions.Extens
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.integer):
         return pd.arrays.IntegerArray(values.astype(np.int64), missing.copy())
-    return pd.arrays.FloatingArray(np.where(missing, 0.0, values).astype(np.float64),
-                                   missing.copy())
+    return pd.arrays.FloatingArray(
+        np.where(missing, 0.0, values).astype(np.float64), missing.copy()
+    )
 
 
 def _logistic(x: FloatArray) -> FloatArray:
@@ -286,8 +296,9 @@ def _baseline(
     """Baseline covariates and the latent propensities the outcomes reuse."""
     absent_prop = _logistic(_logit(0.085) + 0.65 * risk + rng.normal(0, 0.35, n))
     prior_enrolled = np.full(n, 180)
-    prior_absent = rng.binomial(prior_enrolled, _logistic(np.log(absent_prop / (1 - absent_prop))
-                                                          + rng.normal(0, 0.3, n)))
+    prior_absent = rng.binomial(
+        prior_enrolled, _logistic(np.log(absent_prop / (1 - absent_prop)) + rng.normal(0, 0.3, n))
+    )
     fail_prop = _logistic(_logit(0.035) - 1.1 * acad)
     susp_rate = np.exp(np.log(0.30) + 0.8 * risk) * rng.gamma(1.5, 1 / 1.5, n)
     gpa_center = 2.35 + 0.55 * acad
@@ -304,8 +315,12 @@ def _baseline(
         "special_education": rng.binomial(1, _logistic(_logit(0.15) + 0.3 * risk)),
         "overage": rng.binomial(1, _logistic(_logit(0.20) + 0.5 * risk + 0.3 * high)),
     }
-    latent = {"absent_prop": absent_prop, "fail_prop": fail_prop, "susp_rate": susp_rate,
-              "gpa_center": gpa_center}
+    latent = {
+        "absent_prop": absent_prop,
+        "fail_prop": fail_prop,
+        "susp_rate": susp_rate,
+        "gpa_center": gpa_center,
+    }
     return cov, latent
 
 
@@ -315,8 +330,9 @@ def _control_outcomes(
     """Raw outcome fields under control (potential outcome Y(0))."""
     movers = rng.random(n) < 0.12
     enrolled = np.where(movers, rng.integers(90, 180, n), 180)
-    absent_p = _logistic(np.log(latent["absent_prop"] / (1 - latent["absent_prop"])) + 0.1
-                         + rng.normal(0, 0.35, n))
+    absent_p = _logistic(
+        np.log(latent["absent_prop"] / (1 - latent["absent_prop"])) + 0.1 + rng.normal(0, 0.35, n)
+    )
     present = enrolled - rng.binomial(enrolled, absent_p)
     taken = np.where(rng.random(n) < 0.9, 8, rng.integers(6, 11, n))
     failed = rng.binomial(taken, np.clip(latent["fail_prop"] * 1.1, 0, 1))
@@ -325,9 +341,16 @@ def _control_outcomes(
     iss = rng.poisson(rate * 0.6)
     oss = rng.poisson(rate * 0.4)
     credits = np.where(high, 0.5 * (taken - failed), np.nan)
-    return {"days_enrolled": enrolled, "days_present": present, "core_courses_taken": taken,
-            "core_courses_failed": failed, "core_credits_earned": credits,
-            "suspensions_iss": iss, "suspensions_oss": oss, "core_gpa": gpa.round(2)}
+    return {
+        "days_enrolled": enrolled,
+        "days_present": present,
+        "core_courses_taken": taken,
+        "core_courses_failed": failed,
+        "core_credits_earned": credits,
+        "suspensions_iss": iss,
+        "suspensions_oss": oss,
+        "core_gpa": gpa.round(2),
+    }
 
 
 def _chronic(present: np.ndarray, enrolled: np.ndarray, thr: float) -> np.ndarray:
@@ -399,9 +422,16 @@ def _treated_outcomes(
     iss, oss = y1["suspensions_iss"], y1["suspensions_oss"]
     if effects["suspensions"] < 0:
         owners = np.repeat(np.arange(n), np.where(complier, iss + oss, 0))
-        is_iss = np.concatenate([np.r_[np.ones(a, bool), np.zeros(b, bool)]
-                                 for a, b in zip(iss[complier], oss[complier], strict=True)]
-                                ) if owners.size else np.zeros(0, bool)
+        is_iss = (
+            np.concatenate(
+                [
+                    np.r_[np.ones(a, bool), np.zeros(b, bool)]
+                    for a, b in zip(iss[complier], oss[complier], strict=True)
+                ]
+            )
+            if owners.size
+            else np.zeros(0, bool)
+        )
         drop = _pick(np.ones(owners.size, bool), k, rng)
         iss -= np.bincount(owners[drop[is_iss[drop]]], minlength=n)
         oss -= np.bincount(owners[drop[~is_iss[drop]]], minlength=n)
@@ -439,7 +469,8 @@ def _contacts(
     avail_weeks = (days[-1] - days[first]).astype(np.int64) / 7
     gap_weeks = max(float(avail_weeks.mean() - p.weeks_mean), 0.01)
     end_date = days[-1] - (rng.exponential(gap_weeks, m) * 7).astype(np.int64).astype(
-        "timedelta64[D]")
+        "timedelta64[D]"
+    )
     last = np.clip(np.searchsorted(days, end_date, side="right") - 1, first, days.size - 1)
     last = np.where(n_contacts == 1, first, last)
     owner = np.repeat(np.arange(m), n_contacts)
@@ -460,40 +491,62 @@ def _contacts(
     raw = rng.lognormal(0, 0.25, m)[owner] * rng.lognormal(0, 0.45, owner.size)
     raw *= np.where(modes[mode] == list(MODES).index("group"), 1.25, 1.0)
     minutes = np.clip(np.round(raw * mean_minutes / raw.mean() / 5) * 5, 5, 240).astype(np.int64)
-    tier2 = pd.DataFrame({
-        "s": srv[owner], "date": days[idx], "minutes": minutes, "service_type": types[stype],
-        "tier": np.full(owner.size, 2, np.int64), "mode": modes[mode],
-    })
+    tier2 = pd.DataFrame(
+        {
+            "s": srv[owner],
+            "date": days[idx],
+            "minutes": minutes,
+            "service_type": types[stype],
+            "tier": np.full(owner.size, 2, np.int64),
+            "mode": modes[mode],
+        }
+    )
     # Level 1: school-wide services that reach students in either arm.
     t1 = np.flatnonzero(rng.random(served.size) < p.tier1_share)
     k1 = rng.integers(1, 4, t1.size)
     own1 = np.repeat(t1, k1)
     d1 = rng.integers(0, days.size, own1.size)
-    t1types = np.array([list(SERVICE_TYPES).index(t) for t in (
-        "enrichment_motivation", "college_career", "health_wellness", "community_service")])
-    tier1 = pd.DataFrame({
-        "s": own1, "date": days[d1],
-        "minutes": rng.choice(np.array([30, 45, 60, 90]), own1.size),
-        "service_type": t1types[rng.integers(0, t1types.size, own1.size)],
-        "tier": np.ones(own1.size, np.int64),
-        "mode": np.full(own1.size, list(MODES).index("group")),
-    })
+    t1types = np.array(
+        [
+            list(SERVICE_TYPES).index(t)
+            for t in (
+                "enrichment_motivation",
+                "college_career",
+                "health_wellness",
+                "community_service",
+            )
+        ]
+    )
+    tier1 = pd.DataFrame(
+        {
+            "s": own1,
+            "date": days[d1],
+            "minutes": rng.choice(np.array([30, 45, 60, 90]), own1.size),
+            "service_type": t1types[rng.integers(0, t1types.size, own1.size)],
+            "tier": np.ones(own1.size, np.int64),
+            "mode": np.full(own1.size, list(MODES).index("group")),
+        }
+    )
     log = pd.concat([tier2, tier1], ignore_index=True)
     log = log.sort_values(["s", "date"], kind="stable", ignore_index=True)
     s = log["s"].to_numpy()
     # Categorical columns: ten million short strings would dominate time and memory.
-    return pd.DataFrame({
-        "contact_id": np.arange(1, len(log) + 1, dtype=np.int64),
-        "student_id": pd.Categorical.from_codes(s, categories=pd.Index(student_ids, dtype=str)),
-        "coordinator_id": pd.Categorical.from_codes(
-            coord_code_of_student[s], categories=pd.Index(coord_ids, dtype=str)),
-        "date": log["date"].to_numpy(),
-        "minutes": log["minutes"].to_numpy(),
-        "service_type": pd.Categorical.from_codes(log["service_type"].to_numpy(),
-                                                  categories=list(SERVICE_TYPES)),
-        "tier": log["tier"].to_numpy(),
-        "mode": pd.Categorical.from_codes(log["mode"].to_numpy(), categories=list(MODES)),
-    })
+    return pd.DataFrame(
+        {
+            "contact_id": np.arange(1, len(log) + 1, dtype=np.int64),
+            "student_id": pd.Categorical.from_codes(s, categories=pd.Index(student_ids, dtype=str)),
+            "coordinator_id": pd.Categorical.from_codes(
+                coord_code_of_student[s], categories=pd.Index(coord_ids, dtype=str)
+            ),
+            "date": log["date"].to_numpy(),
+            "minutes": log["minutes"].to_numpy(),
+            "service_type": pd.Categorical.from_codes(
+                log["service_type"].to_numpy(), categories=list(SERVICE_TYPES)
+            ),
+            "tier": log["tier"].to_numpy(),
+            "mode": pd.Categorical.from_codes(log["mode"].to_numpy(), categories=list(MODES)),
+        }
+    )
 
 
 def simulate(
@@ -580,13 +633,15 @@ def simulate(
     school_ids = np.array([f"SCH{j + 1:0{width}d}" for j in range(p.n_schools)], dtype=object)
     school_high = rng.random(p.n_schools) < p.share_high
     state = np.array(STATES, dtype=object)[rng.integers(0, len(STATES), p.n_schools)]
-    affiliate = np.array([AFFILIATES[s][k % len(AFFILIATES[s])] for k, s in enumerate(state)],
-                         dtype=object)
+    affiliate = np.array(
+        [AFFILIATES[s][k % len(AFFILIATES[s])] for k, s in enumerate(state)], dtype=object
+    )
     high = school_high[school_code]
 
     # Students: latent risk with a school component, and an academic factor.
     risk = np.sqrt(p.icc) * rng.normal(size=p.n_schools)[school_code] + np.sqrt(
-        1 - p.icc) * rng.normal(size=n)
+        1 - p.icc
+    ) * rng.normal(size=n)
     acad = -0.7 * risk + rng.normal(0, 0.7, n)
     grade = np.where(high, rng.integers(9, 13, n), rng.integers(6, 9, n))
     cov, latent = _baseline(rng, n, risk, acad, high)
@@ -610,22 +665,27 @@ def simulate(
     y1 = _treated_outcomes(rng, y0, complier, high, target, p.chronic_threshold)
     observed = {k: np.where(z, y1[k], y0[k]) for k in y0}
     frames = [
-        derive_outcomes(pd.DataFrame({"school_level": np.where(high, "high", "middle"), **y}),
-                        chronic_threshold=p.chronic_threshold)[list(OUTCOME_NAMES)]
+        derive_outcomes(
+            pd.DataFrame({"school_level": np.where(high, "high", "middle"), **y}),
+            chronic_threshold=p.chronic_threshold,
+        )[list(OUTCOME_NAMES)]
         for y in (y0, y1)
     ]
     diff = frames[1].to_numpy() - frames[0].to_numpy()
     sate = {o: float(np.nanmean(diff[:, j])) for j, o in enumerate(OUTCOME_NAMES)}
-    cace = {o: float(np.nanmean(diff[complier, j])) if complier.any() else float("nan")
-            for j, o in enumerate(OUTCOME_NAMES)}
+    cace = {
+        o: float(np.nanmean(diff[complier, j])) if complier.any() else float("nan")
+        for j, o in enumerate(OUTCOME_NAMES)
+    }
     po = pd.DataFrame({"student_id": student_ids, "compliance": compliance})
     for j, o in enumerate(OUTCOME_NAMES):
         po[f"y0_{o}"] = frames[0].iloc[:, j].to_numpy()
         po[f"y1_{o}"] = frames[1].iloc[:, j].to_numpy()
 
     # Attrition: whole-record loss (3/4) plus outcome-specific loss, by arm.
-    a_arm = np.where(z, p.attrition + p.differential_attrition / 2,
-                     p.attrition - p.differential_attrition / 2)
+    a_arm = np.where(
+        z, p.attrition + p.differential_attrition / 2, p.attrition - p.differential_attrition / 2
+    )
     lost = rng.random(n) < 0.75 * a_arm
     item = 1 - (1 - a_arm) / (1 - 0.75 * a_arm)
     sources = {
@@ -654,46 +714,60 @@ def simulate(
     school_day = start + rng.integers(7, 35, p.n_schools).astype("timedelta64[D]")
     assign_date = school_day[school_code]
 
-    students = pd.DataFrame({
-        "student_id": student_ids,
-        "school_id": school_ids[school_code],
-        "school_level": np.where(high, "high", "middle"),
-        "grade": grade.astype(np.int64),
-        "state": state[school_code],
-        "affiliate": affiliate[school_code],
-        **base,
-        "treatment": z.astype(np.int64),
-        "consent": consent.astype(np.int64),
-        "assignment_date": assign_date,
-        **outcomes_obs,
-    })
+    students = pd.DataFrame(
+        {
+            "student_id": student_ids,
+            "school_id": school_ids[school_code],
+            "school_level": np.where(high, "high", "middle"),
+            "grade": grade.astype(np.int64),
+            "state": state[school_code],
+            "affiliate": affiliate[school_code],
+            **base,
+            "treatment": z.astype(np.int64),
+            "consent": consent.astype(np.int64),
+            "assignment_date": assign_date,
+            **outcomes_obs,
+        }
+    )
 
     # Coordinators: one (or more) per school; caseload includes students outside the study.
     k = p.coordinators_per_school
-    coord_ids = np.array([f"C{j + 1:0{width + 1}d}" for j in range(p.n_schools * k)],
-                         dtype=object)
+    coord_ids = np.array([f"C{j + 1:0{width + 1}d}" for j in range(p.n_schools * k)], dtype=object)
     coord_school = np.repeat(np.arange(p.n_schools), k)
     coord_code = school_code * k + rng.integers(0, k, n)
     study_load = np.bincount(coord_code, weights=served, minlength=coord_ids.size)
     caseload = np.maximum(study_load, np.round(rng.normal(p.caseload_mean, 10, coord_ids.size)))
     a = 30 * p.level2_time_share
-    coordinators = pd.DataFrame({
-        "coordinator_id": coord_ids,
-        "school_id": school_ids[coord_school],
-        "fte": np.ones(coord_ids.size),
-        "caseload": caseload.astype(np.int64),
-        "level2_time_share": rng.beta(a, 30 - a, coord_ids.size).round(3),
-    })
+    coordinators = pd.DataFrame(
+        {
+            "coordinator_id": coord_ids,
+            "school_id": school_ids[coord_school],
+            "fte": np.ones(coord_ids.size),
+            "caseload": caseload.astype(np.int64),
+            "level2_time_share": rng.beta(a, 30 - a, coord_ids.size).round(3),
+        }
+    )
 
     if p.contacts:
-        contacts = _contacts(rng, p, served, student_ids, school_code, assign_date,
-                             coord_code, coord_ids)
+        contacts = _contacts(
+            rng, p, served, student_ids, school_code, assign_date, coord_code, coord_ids
+        )
     else:
-        contacts = pd.DataFrame({c: pd.Series(dtype=t) for c, t in [
-            ("contact_id", "int64"), ("student_id", "category"),
-            ("coordinator_id", "category"), ("date", "datetime64[s]"), ("minutes", "int64"),
-            ("service_type", pd.CategoricalDtype(list(SERVICE_TYPES))), ("tier", "int64"),
-            ("mode", pd.CategoricalDtype(list(MODES)))]})
+        contacts = pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in [
+                    ("contact_id", "int64"),
+                    ("student_id", "category"),
+                    ("coordinator_id", "category"),
+                    ("date", "datetime64[s]"),
+                    ("minutes", "int64"),
+                    ("service_type", pd.CategoricalDtype(list(SERVICE_TYPES))),
+                    ("tier", "int64"),
+                    ("mode", pd.CategoricalDtype(list(MODES))),
+                ]
+            }
+        )
 
     truth = Truth(
         target_effects=target,

@@ -78,8 +78,11 @@ class ValidationReport:
             ],
             columns=["Severity", "File", "Column", "Rows", "Problem", "Expected"],
         )
-        return Table(data, title="Validation report",
-                     notes=("Row numbers count the header as row 1, as in a spreadsheet.",))
+        return Table(
+            data,
+            title="Validation report",
+            notes=("Row numbers count the header as row 1, as in a spreadsheet.",),
+        )
 
     def to_text(self) -> str:
         """A readable report for people: a verdict line, then one line per problem."""
@@ -112,8 +115,14 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
 
-    def add(self, column: str | None, mask: np.ndarray | None, message: str, expected: str,
-            severity: str = "error") -> None:
+    def add(
+        self,
+        column: str | None,
+        mask: np.ndarray | None,
+        message: str,
+        expected: str,
+        severity: str = "error",
+    ) -> None:
         if mask is None:
             self.problems.append(Problem(self.source, column, (), 0, message, expected, severity))
             return
@@ -122,8 +131,9 @@ class _Checker:
             return
         rows = tuple(int(r) + 2 for r in pos[:MAX_ROWS_SHOWN])  # header is spreadsheet row 1
         msg = message.replace("{n}", f"{pos.size:,}")
-        self.problems.append(Problem(self.source, column, rows, int(pos.size), msg, expected,
-                                     severity))
+        self.problems.append(
+            Problem(self.source, column, rows, int(pos.size), msg, expected, severity)
+        )
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -143,10 +153,7 @@ def _shown(values: pd.Series, column: str) -> str:
 def _coerce(raw: pd.Series, col: Column, ck: _Checker) -> pd.Series:
     """Type one column, recording problems; returns the typed column."""
     name = col.name
-    if col.kind in ("id", "string", "category"):
-        s = _text(raw)
-    else:
-        s = raw
+    s = _text(raw) if col.kind in ("id", "string", "category") else raw
     missing = s.isna().to_numpy()
     if not col.missing_ok:
         ck.add(name, missing, "{n} empty cell(s)", "a value in every row")
@@ -154,11 +161,17 @@ def _coerce(raw: pd.Series, col: Column, ck: _Checker) -> pd.Series:
         return s.astype("string")
     if col.kind == "category":
         norm = s.str.lower().str.replace(r"[\s/\-&]+", "_", regex=True)
-        norm = norm.replace({"behaviour": "behavior", "social_and_life_skills": "social_life_skills"})
+        norm = norm.replace(
+            {"behaviour": "behavior", "social_and_life_skills": "social_life_skills"}
+        )
         bad = (~norm.isin(col.categories) & norm.notna()).to_numpy()
         if bad.any():
-            ck.add(name, bad, "{n} value(s) not allowed" + _shown(s[bad], name),
-                   "one of " + ", ".join(col.categories))
+            ck.add(
+                name,
+                bad,
+                "{n} value(s) not allowed" + _shown(s[bad], name),
+                "one of " + ", ".join(col.categories),
+            )
         return norm.astype("string")
     if col.kind == "date":
         if pd.api.types.is_datetime64_any_dtype(s):
@@ -169,8 +182,12 @@ def _coerce(raw: pd.Series, col: Column, ck: _Checker) -> pd.Series:
         if retry.any():
             parsed[retry] = pd.to_datetime(txt[retry], errors="coerce", format="%m/%d/%Y")
         bad = (parsed.isna() & txt.notna()).to_numpy()
-        ck.add(name, bad, "{n} value(s) are not dates" + _shown(txt[bad], name),
-               "a date such as 2012-09-14 (ISO 8601) or 09/14/2012")
+        ck.add(
+            name,
+            bad,
+            "{n} value(s) are not dates" + _shown(txt[bad], name),
+            "a date such as 2012-09-14 (ISO 8601) or 09/14/2012",
+        )
         return parsed.astype("datetime64[s]")
     # numeric kinds
     if pd.api.types.is_bool_dtype(s):
@@ -184,30 +201,37 @@ def _coerce(raw: pd.Series, col: Column, ck: _Checker) -> pd.Series:
             low = txt.str.lower()
             txt = low.mask(low.isin(TRUE_WORDS), "1").mask(low.isin(FALSE_WORDS), "0")
         num = pd.to_numeric(txt.str.replace(",", "", regex=False), errors="coerce").astype(
-            "Float64")
+            "Float64"
+        )
         nonnum = (num.isna() & txt.notna()).to_numpy()
     if nonnum.any():
-        ck.add(name, nonnum, "{n} value(s) are not numbers" + _shown(s[nonnum], name),
-               "a number")
+        ck.add(name, nonnum, "{n} value(s) are not numbers" + _shown(s[nonnum], name), "a number")
     vals = num.to_numpy(dtype=float, na_value=np.nan)
     present = ~np.isnan(vals)
     if col.kind == "binary":
-        ck.add(name, present & ~np.isin(vals, (0.0, 1.0)), "{n} value(s) other than 0 or 1",
-               "0 or 1 (1 = yes)")
+        ck.add(
+            name,
+            present & ~np.isin(vals, (0.0, 1.0)),
+            "{n} value(s) other than 0 or 1",
+            "0 or 1 (1 = yes)",
+        )
         return num.round().astype("Int64") if np.isin(vals[present], (0.0, 1.0)).all() else num
     if col.kind == "integer":
         frac = present & (np.abs(vals - np.round(vals)) > 1e-9)
         ck.add(name, frac, "{n} value(s) are not whole numbers", "a whole number")
     lo, hi = col.minimum, col.maximum
-    out_of_range = present & (((vals < lo) if lo is not None else False)
-                              | ((vals > hi) if hi is not None else False))
+    out_of_range = present & (
+        ((vals < lo) if lo is not None else False) | ((vals > hi) if hi is not None else False)
+    )
     if out_of_range.any():
         expected = f"a value in [{lo:g}, {hi:g}]"
         if hi == 1 and np.nanmax(vals[out_of_range]) <= 100:
             expected += ": a proportion, not a percentage"
         if name == "minutes":
-            expected = f"minutes between {lo:g} and {hi:g} (a contact longer than a school day "\
-                       "is almost certainly a data-entry error)"
+            expected = (
+                f"minutes between {lo:g} and {hi:g} (a contact longer than a school day "
+                "is almost certainly a data-entry error)"
+            )
         ck.add(name, out_of_range, "{n} value(s) outside the allowed range", expected)
     if col.kind == "integer" and not (nonnum.any()):
         ok = present & ~(np.abs(vals - np.round(vals)) > 1e-9)
@@ -220,8 +244,12 @@ def _typed(frame: pd.DataFrame, table: str, ck: _Checker) -> pd.DataFrame:
     cols = TABLES[table]
     missing = [c.name for c in cols if c.required and c.name not in frame.columns]
     for m in missing:
-        ck.add(m, None, "required column is missing",
-               f"a column named '{m}' ({COLUMNS[table][m].description})")
+        ck.add(
+            m,
+            None,
+            "required column is missing",
+            f"a column named '{m}' ({COLUMNS[table][m].description})",
+        )
     out = frame.copy()
     for c in cols:
         if c.name in out.columns:
@@ -246,13 +274,23 @@ def _check_students(s: pd.DataFrame, ck: _Checker) -> None:
         if "school_id" in cols:
             schools = s.groupby("student_id", dropna=True)["school_id"].nunique()
             two = s["student_id"].isin(schools.index[schools > 1]).to_numpy()
-            ck.add("student_id", two, "{n} row(s) place one student in two schools",
-                   "each student in exactly one school")
+            ck.add(
+                "student_id",
+                two,
+                "{n} row(s) place one student in two schools",
+                "each student in exactly one school",
+            )
             dup = dup & ~two
-        ck.add("student_id", dup.to_numpy(), "{n} row(s) repeat a student identifier",
-               "one row per student (identifiers are not shown, for privacy)")
-    pairs = [("days_present", "days_enrolled", "days present greater than days enrolled"),
-             ("core_courses_failed", "core_courses_taken", "more core courses failed than taken")]
+        ck.add(
+            "student_id",
+            dup.to_numpy(),
+            "{n} row(s) repeat a student identifier",
+            "one row per student (identifiers are not shown, for privacy)",
+        )
+    pairs = [
+        ("days_present", "days_enrolled", "days present greater than days enrolled"),
+        ("core_courses_failed", "core_courses_taken", "more core courses failed than taken"),
+    ]
     for small, big, what in pairs:
         if {small, big} <= cols:
             a = s[small].to_numpy(dtype=float, na_value=np.nan)
@@ -262,79 +300,126 @@ def _check_students(s: pd.DataFrame, ck: _Checker) -> None:
         g = s["grade"].to_numpy(dtype=float, na_value=np.nan)
         lvl = s["school_level"]
         odd = ((lvl.eq("middle") & (g > 8)) | (lvl.eq("high") & (g < 9))).fillna(False)
-        ck.add("grade", odd.to_numpy(), "{n} grade(s) do not match the school level",
-               "grades 6-8 in middle schools and 9-12 in high schools", "warning")
+        ck.add(
+            "grade",
+            odd.to_numpy(),
+            "{n} grade(s) do not match the school level",
+            "grades 6-8 in middle schools and 9-12 in high schools",
+            "warning",
+        )
     if {"core_credits_earned", "school_level"} <= cols:
         mid = (s["school_level"].eq("middle") & s["core_credits_earned"].notna()).fillna(False)
-        ck.add("core_credits_earned", mid.to_numpy(),
-               "{n} middle-school value(s) will be ignored",
-               "core credits for high school students only", "warning")
+        ck.add(
+            "core_credits_earned",
+            mid.to_numpy(),
+            "{n} middle-school value(s) will be ignored",
+            "core credits for high school students only",
+            "warning",
+        )
     if {"treatment", "school_id"} <= cols and s["treatment"].notna().all():
         arms = s.groupby("school_id")["treatment"].agg(["min", "max", "size"])
         one = arms[arms["min"] == arms["max"]]
         if len(one):
             names = ", ".join(map(str, one.index[:5])) + (" ..." if len(one) > 5 else "")
-            ck.add("treatment", None,
-                   f"{len(one)} school(s) ({names}) have students in only one arm "
-                   f"({int(one['size'].sum()):,} students); estimators with school fixed "
-                   "effects or blocked differences drop them",
-                   "program and control students in every school", "warning")
+            ck.add(
+                "treatment",
+                None,
+                f"{len(one)} school(s) ({names}) have students in only one arm "
+                f"({int(one['size'].sum()):,} students); estimators with school fixed "
+                "effects or blocked differences drop them",
+                "program and control students in every school",
+                "warning",
+            )
 
 
-def _check_contacts(c: pd.DataFrame, ck: _Checker, students: pd.DataFrame | None,
-                    coordinators: pd.DataFrame | None,
-                    school_year: tuple[pd.Timestamp, pd.Timestamp] | None
-                    ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def _check_contacts(
+    c: pd.DataFrame,
+    ck: _Checker,
+    students: pd.DataFrame | None,
+    coordinators: pd.DataFrame | None,
+    school_year: tuple[pd.Timestamp, pd.Timestamp] | None,
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     if len(c) == 0:
         ck.add(None, None, "the contacts log has no rows", "one row per logged contact")
         return school_year
     cols = set(c.columns)
     if "contact_id" in cols:
-        ck.add("contact_id", (c["contact_id"].duplicated(keep=False) & c["contact_id"].notna()
-                              ).to_numpy(), "{n} row(s) repeat a contact identifier",
-               "one row per contact")
+        ck.add(
+            "contact_id",
+            (c["contact_id"].duplicated(keep=False) & c["contact_id"].notna()).to_numpy(),
+            "{n} row(s) repeat a contact identifier",
+            "one row per contact",
+        )
     if students is not None and {"student_id"} <= cols and "student_id" in students.columns:
         known = c["student_id"].isin(students["student_id"].dropna()) | c["student_id"].isna()
         unknown = ~known.to_numpy()
         n_students = c.loc[unknown, "student_id"].nunique()
-        ck.add("student_id", unknown,
-               f"{{n}} contact(s) for {n_students:,} student(s) not in the roster",
-               "every contact to be for a student in the students table")
-    if coordinators is not None and "coordinator_id" in cols and \
-            "coordinator_id" in coordinators.columns:
-        unk = ~(c["coordinator_id"].isin(coordinators["coordinator_id"].dropna())
-                | c["coordinator_id"].isna()).to_numpy()
-        ck.add("coordinator_id", unk, "{n} contact(s) by coordinators not in the coordinators "
-               "table", "every coordinator listed in the coordinators table", "warning")
+        ck.add(
+            "student_id",
+            unknown,
+            f"{{n}} contact(s) for {n_students:,} student(s) not in the roster",
+            "every contact to be for a student in the students table",
+        )
+    if (
+        coordinators is not None
+        and "coordinator_id" in cols
+        and "coordinator_id" in coordinators.columns
+    ):
+        unk = ~(
+            c["coordinator_id"].isin(coordinators["coordinator_id"].dropna())
+            | c["coordinator_id"].isna()
+        ).to_numpy()
+        ck.add(
+            "coordinator_id",
+            unk,
+            "{n} contact(s) by coordinators not in the coordinators table",
+            "every coordinator listed in the coordinators table",
+            "warning",
+        )
     if "date" in cols and c["date"].notna().any():
         if school_year is None:
             school_year = _school_year(c["date"])
         lo, hi = school_year
         outside = ((c["date"] < lo) | (c["date"] > hi)).fillna(False).to_numpy()
-        ck.add("date", outside, "{n} date(s) outside the school year",
-               f"dates from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}")
-        if students is not None and "assignment_date" in students.columns and \
-                "student_id" in cols:
-            when = students.drop_duplicates("student_id").set_index("student_id")[
-                "assignment_date"]
+        ck.add(
+            "date",
+            outside,
+            "{n} date(s) outside the school year",
+            f"dates from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}",
+        )
+        if students is not None and "assignment_date" in students.columns and "student_id" in cols:
+            when = students.drop_duplicates("student_id").set_index("student_id")["assignment_date"]
             assigned = c["student_id"].map(when)
             early = (c["date"] < assigned).fillna(False).to_numpy() & (
-                c["tier"].eq(2).fillna(False).to_numpy() if "tier" in cols else True)
-            ck.add("date", early, "{n} Level 2 contact(s) dated before the student's random "
-                   "assignment", "case management to start after random assignment",
-                   "warning")
+                c["tier"].eq(2).fillna(False).to_numpy() if "tier" in cols else True
+            )
+            ck.add(
+                "date",
+                early,
+                "{n} Level 2 contact(s) dated before the student's random assignment",
+                "case management to start after random assignment",
+                "warning",
+            )
     return school_year
 
 
 def _check_coordinators(k: pd.DataFrame, ck: _Checker, students: pd.DataFrame | None) -> None:
     if "coordinator_id" in k.columns:
-        ck.add("coordinator_id", (k["coordinator_id"].duplicated(keep=False)
-                                  & k["coordinator_id"].notna()).to_numpy(),
-               "{n} row(s) repeat a coordinator identifier", "one row per coordinator")
+        ck.add(
+            "coordinator_id",
+            (k["coordinator_id"].duplicated(keep=False) & k["coordinator_id"].notna()).to_numpy(),
+            "{n} row(s) repeat a coordinator identifier",
+            "one row per coordinator",
+        )
     if students is not None and "school_id" in k.columns and "school_id" in students.columns:
         unk = ~(k["school_id"].isin(students["school_id"].dropna()) | k["school_id"].isna())
-        ck.add("school_id", unk.to_numpy(), "{n} coordinator(s) in schools with no students "
-               "in the roster", "schools that appear in the students table", "warning")
+        ck.add(
+            "school_id",
+            unk.to_numpy(),
+            "{n} coordinator(s) in schools with no students in the roster",
+            "schools that appear in the students table",
+            "warning",
+        )
 
 
 def validate(
@@ -405,19 +490,24 @@ def validate(
     if typed["students"] is not None:
         _check_students(typed["students"], checkers["students"])
     if typed["contacts"] is not None:
-        year = _check_contacts(typed["contacts"], checkers["contacts"], typed["students"],
-                               typed["coordinators"], year)
+        year = _check_contacts(
+            typed["contacts"], checkers["contacts"], typed["students"], typed["coordinators"], year
+        )
     if typed["coordinators"] is not None:
         _check_coordinators(typed["coordinators"], checkers["coordinators"], typed["students"])
     for ck in checkers.values():
         problems += ck.problems
-    report = ValidationReport(typed["students"], typed["contacts"], typed["coordinators"],
-                              tuple(problems), year)
+    report = ValidationReport(
+        typed["students"], typed["contacts"], typed["coordinators"], tuple(problems), year
+    )
     if raise_on_error:
         report.raise_for_errors()
     if report.warnings:
-        warnings.warn("data warnings:\n  - " + "\n  - ".join(map(str, report.warnings)),
-                      DesignWarning, stacklevel=2)
+        warnings.warn(
+            "data warnings:\n  - " + "\n  - ".join(map(str, report.warnings)),
+            DesignWarning,
+            stacklevel=2,
+        )
     return report
 
 
