@@ -39,7 +39,8 @@ def _treated_counts(
         if not 0 < p < 1:
             raise ValueError(f"p must be strictly between 0 and 1, got {p!r}")
         # Round half up, so the count is deterministic and documented: floor(p*n + 0.5).
-        return np.floor(sizes * p + 0.5).astype(int)
+        counts: pd.Series = np.floor(sizes * p + 0.5).astype(int)
+        return counts
     if isinstance(n_treat, Mapping):
         missing = [b for b in sizes.index if b not in n_treat]
         if missing:

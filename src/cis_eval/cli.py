@@ -142,6 +142,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "All numbers come from synthetic data simulated by cis_eval to resemble the "
         "structure of MDRC's evaluation. They are not the study's results."
     )
+    assert valid.students is not None  # checked above: students.csv exists
     ctx = DemoContext(valid.students, valid.contacts, valid.coordinators, out, report, args.seed)
     for section in DEMO_SECTIONS:
         section(ctx)
@@ -167,7 +168,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     }
     if all(v is None for v in frames.values()):
         raise UsageError("give at least one of --students, --contacts, --coordinators")
-    year = tuple(args.school_year) if args.school_year else None
+    year = (args.school_year[0], args.school_year[1]) if args.school_year else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = validate(
@@ -176,7 +177,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             frames["coordinators"],
             school_year=year,
             raise_on_error=False,
-        )  # type: ignore[arg-type]
+        )
     print(report.to_text())
     return EXIT_OK if report.ok else EXIT_USAGE
 

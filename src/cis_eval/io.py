@@ -57,9 +57,12 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(
-            fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
-        ) as fh:
+        opened = (
+            os.fdopen(fd, mode)
+            if "b" in mode
+            else os.fdopen(fd, mode, encoding="utf-8", newline="")
+        )
+        with opened as fh:
             yield fh
         # mkstemp creates 0600 files; give the output the permissions a plain open() would.
         umask = os.umask(0)

@@ -261,7 +261,8 @@ def _school_sizes(rng: np.random.Generator, p: SimulationParams) -> IntArray:
     short = p.n_students - int(sizes.sum())
     if short > 0:
         sizes[np.argsort(scaled - sizes)[::-1][:short]] += 1
-    return np.maximum(sizes, 4)
+    out: IntArray = np.maximum(sizes, 4)
+    return out
 
 
 def _stochastic_round(x: FloatArray, rng: np.random.Generator) -> IntArray:
@@ -354,7 +355,8 @@ def _control_outcomes(
 
 
 def _chronic(present: np.ndarray, enrolled: np.ndarray, thr: float) -> np.ndarray:
-    return (enrolled - present) >= thr * enrolled - 1e-9
+    out: np.ndarray = (enrolled - present) >= thr * enrolled - 1e-9
+    return out
 
 
 def _treated_outcomes(
@@ -541,10 +543,12 @@ def _contacts(
             "date": log["date"].to_numpy(),
             "minutes": log["minutes"].to_numpy(),
             "service_type": pd.Categorical.from_codes(
-                log["service_type"].to_numpy(), categories=list(SERVICE_TYPES)
+                log["service_type"].to_numpy(), categories=pd.Index(list(SERVICE_TYPES))
             ),
             "tier": log["tier"].to_numpy(),
-            "mode": pd.Categorical.from_codes(log["mode"].to_numpy(), categories=list(MODES)),
+            "mode": pd.Categorical.from_codes(
+                log["mode"].to_numpy(), categories=pd.Index(list(MODES))
+            ),
         }
     )
 
@@ -695,7 +699,7 @@ def simulate(
         ("core_gpa",): rng.random(n) < item,
         ("suspensions_iss", "suspensions_oss"): rng.random(n) < item,
     }
-    outcomes_obs: dict[str, pd.array] = {}
+    outcomes_obs: dict[str, Any] = {}
     for cols, miss in sources.items():
         gone = lost | miss
         for c in cols:
@@ -755,7 +759,7 @@ def simulate(
     else:
         contacts = pd.DataFrame(
             {
-                c: pd.Series(dtype=t)
+                c: pd.Series(dtype=t)  # type: ignore[call-overload]
                 for c, t in [
                     ("contact_id", "int64"),
                     ("student_id", "category"),

@@ -259,7 +259,7 @@ def _typed(frame: pd.DataFrame, table: str, ck: _Checker) -> pd.DataFrame:
 
 def _school_year(dates: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The August-to-July school year containing the median contact date."""
-    med = dates.dropna().median()
+    med = pd.Timestamp(dates.dropna().median())
     start_year = med.year if med.month >= 8 else med.year - 1
     return pd.Timestamp(f"{start_year}-08-01"), pd.Timestamp(f"{start_year + 1}-07-31")
 
