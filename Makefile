@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install cis_eval with its test, book and bench extras
 
-demo: $(STAMP) ## simulate-free demo: validate and analyse the shipped synthetic trial, write output/demo/report.html
+demo: $(STAMP) ## validate and analyse the shipped synthetic trial; write output/demo/report.html
 	$(BIN)/cis-eval demo --data data/synthetic --out output/demo
 
 test: $(STAMP) lint ## install, lint and run the whole test suite (slow checks included)

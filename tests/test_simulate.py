@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cis_eval as ce
 
@@ -153,3 +155,14 @@ def test_contacts_can_be_turned_off():
     t = ce.simulate(seed=2, n_students=300, n_schools=3, contacts=False)
     assert len(t.contacts) == 0
     assert list(t.contacts.columns) == [c.name for c in ce.schema.CONTACTS]
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(40, 400))
+def test_any_seed_and_size_reproduces_exactly_and_meets_the_contract(seed, n):
+    a = ce.simulate(seed=seed, n_students=n, n_schools=max(1, n // 40))
+    b = ce.simulate(seed=seed, n_students=n, n_schools=max(1, n // 40))
+    pd.testing.assert_frame_equal(a.students, b.students)
+    pd.testing.assert_frame_equal(a.contacts, b.contacts)
+    assert len(a.students) == n
+    assert ce.validate(a.students, a.contacts, a.coordinators, raise_on_error=False).ok
