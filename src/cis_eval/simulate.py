@@ -244,6 +244,16 @@ def _masked(values: np.ndarray, missing: np.ndarray) -> pd.api.extensions.Extens
     )
 
 
+def _defined_mean(x: FloatArray) -> float:
+    """Mean over the defined (non-NaN) entries; NaN when there are none.
+
+    Core credits are undefined in a trial with no high school, and a trial may have no
+    compliers: both are legitimate, so no "mean of empty slice" warning.
+    """
+    ok = ~np.isnan(x)
+    return float(x[ok].mean()) if ok.any() else float("nan")
+
+
 def _logistic(x: FloatArray) -> FloatArray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -676,11 +686,8 @@ def simulate(
         for y in (y0, y1)
     ]
     diff = frames[1].to_numpy() - frames[0].to_numpy()
-    sate = {o: float(np.nanmean(diff[:, j])) for j, o in enumerate(OUTCOME_NAMES)}
-    cace = {
-        o: float(np.nanmean(diff[complier, j])) if complier.any() else float("nan")
-        for j, o in enumerate(OUTCOME_NAMES)
-    }
+    sate = {o: _defined_mean(diff[:, j]) for j, o in enumerate(OUTCOME_NAMES)}
+    cace = {o: _defined_mean(diff[complier, j]) for j, o in enumerate(OUTCOME_NAMES)}
     po = pd.DataFrame({"student_id": student_ids, "compliance": compliance})
     for j, o in enumerate(OUTCOME_NAMES):
         po[f"y0_{o}"] = frames[0].iloc[:, j].to_numpy()
