@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
+from ._typing import FloatArray
 from .schema import OUTCOME_NAMES
 
-__all__ = ["DEFAULT_CHRONIC_THRESHOLD", "derive_outcomes"]
+__all__ = ["DEFAULT_CHRONIC_THRESHOLD", "derive_outcomes", "outcome_arrays"]
 
 DEFAULT_CHRONIC_THRESHOLD = 0.10
 """Missing at least 10% of enrolled days: the common federal definition."""
@@ -61,39 +64,59 @@ def derive_outcomes(
     >>> float(round(out.loc[0, "attendance_rate"], 3)), float(out.loc[0, "chronic_absence"])
     (0.889, 1.0)
     """
+    derived = outcome_arrays(students, chronic_threshold=chronic_threshold)
+    out = students.copy()
+    for name in OUTCOME_NAMES:
+        out[name] = derived[name]
+    return out
+
+
+def outcome_arrays(
+    students: pd.DataFrame,
+    names: Iterable[str] = OUTCOME_NAMES,
+    *,
+    chronic_threshold: float = DEFAULT_CHRONIC_THRESHOLD,
+) -> dict[str, FloatArray]:
+    """Derive some of the six outcomes as float arrays (NaN where undefined), without a copy.
+
+    The estimators call this so a million-row table is not copied to add six columns.
+    See :func:`derive_outcomes` for the definitions.
+    """
     if not 0 < chronic_threshold < 1:
         raise ValueError(
             f"chronic_threshold must be a share of days strictly between 0 and 1, got "
             f"{chronic_threshold!r} (10% is written 0.10)"
         )
-    out = students.copy()
-    enrolled = _num(students, "days_enrolled")
-    present = _num(students, "days_present")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(enrolled > 0, present / enrolled, np.nan)
-        absent_days = enrolled - present
-        # Compare in days, not rates, so 18 of 180 days is exactly 10%.
-        chronic = np.where(
-            np.isnan(rate), np.nan, (absent_days >= chronic_threshold * enrolled - 1e-9) * 1.0
-        )
-    taken = _num(students, "core_courses_taken")
-    failed = _num(students, "core_courses_failed")
-    any_fail = np.where(np.isnan(taken) | np.isnan(failed) | (taken <= 0), np.nan, failed > 0)
-    credits = _num(students, "core_credits_earned")
-    if "school_level" in students.columns:
-        credits = np.where(
-            students["school_level"].astype("string").eq("high").fillna(False), credits, np.nan
-        )
-    iss = _num(students, "suspensions_iss")
-    oss = _num(students, "suspensions_oss")
-    derived = {
-        "chronic_absence": chronic,
-        "attendance_rate": rate,
-        "core_course_failure": any_fail.astype(float),
-        "core_credits": credits,
-        "core_gpa": _num(students, "core_gpa"),
-        "suspensions": iss + oss,
-    }
-    for name in OUTCOME_NAMES:
-        out[name] = derived[name]
+    out: dict[str, FloatArray] = {}
+    for name in names:
+        if name in ("chronic_absence", "attendance_rate"):
+            enrolled = _num(students, "days_enrolled")
+            present = _num(students, "days_present")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = np.where(enrolled > 0, present / enrolled, np.nan)
+                # Compare in days, not rates, so 18 of 180 days is exactly 10%.
+                chronic = np.where(
+                    np.isnan(rate),
+                    np.nan,
+                    ((enrolled - present) >= chronic_threshold * enrolled - 1e-9) * 1.0,
+                )
+            out[name] = chronic if name == "chronic_absence" else rate
+        elif name == "core_course_failure":
+            taken = _num(students, "core_courses_taken")
+            failed = _num(students, "core_courses_failed")
+            out[name] = np.where(
+                np.isnan(taken) | np.isnan(failed) | (taken <= 0), np.nan, failed > 0
+            ).astype(float)
+        elif name == "core_credits":
+            credits = _num(students, "core_credits_earned")
+            if "school_level" in students.columns:
+                high = students["school_level"].astype("string").eq("high").fillna(False)
+                credits = np.where(high.to_numpy(dtype=bool), credits, np.nan)
+            out[name] = credits
+        elif name == "core_gpa":
+            out[name] = _num(students, "core_gpa")
+        elif name == "suspensions":
+            out[name] = _num(students, "suspensions_iss") + _num(students, "suspensions_oss")
+        else:
+            raise KeyError(f"unknown outcome {name!r}; known outcomes: {', '.join(OUTCOME_NAMES)}")
     return out
