@@ -152,6 +152,13 @@ for (x in grid) {
         do.call(add, c(list("formula", case, "std_error", sse, tolerance = 1e-12), common))
         do.call(add, c(list("formula", case, "multiplier", M, tolerance = 1e-9), common))
         do.call(add, c(list("formula", case, "mdes", M * sse, tolerance = 1e-9), common))
+        if (pw == 0.8 && alpha == 0.05) {
+          for (pi in c(0.1, 0.45)) {
+            # binary outcome in percentage points: MDES x sqrt(pi (1 - pi)) x 100
+            do.call(add, c(list("formula", case, "mde_pp", 100 * M * sse * sqrt(pi * (1 - pi)),
+                                tolerance = 1e-9, control_rate = pi), common))
+          }
+        }
         do.call(add, c(list("formula", case, "power", power_shift(es, sse, df, alpha, two),
                             tolerance = 1e-9, effect_size = es), common))
         do.call(add, c(list("formula", case, "power", power_nct(es, sse, df, alpha, two),
@@ -428,8 +435,9 @@ for (x in rsim_cases) {
     do.call(add, c(list("rsim", x$case, "power_individual", p1, ref_mc_se = se(p1), mtp = mtp,
                         note = "outcome 1"), common))
     pm <- mean(rej[, nz])
-    do.call(add, c(list("rsim", x$case, "power_individual_mean", pm,
-                        ref_mc_se = se(pm) * sqrt(sum(nz)), mtp = mtp), common))
+    # a mean over correlated outcomes varies at most as much as one outcome does
+    do.call(add, c(list("rsim", x$case, "power_individual_mean", pm, ref_mc_se = se(pm),
+                        mtp = mtp), common))
     count <- rowSums(rej[, nz, drop = FALSE])
     for (dd in seq_len(sum(nz))) {
       v <- mean(count >= dd)
