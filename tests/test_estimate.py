@@ -393,12 +393,16 @@ def test_randomization_statistic_of_the_observed_assignment_is_the_estimate(
         alpha=0.05,
         chronic_threshold=0.1,
     )
-    fn = (
-        E._ri_fixed_effects(run.d, run.builts[0], statistic, "HC2")
+    from cis_eval import _randomization as R
+
+    st_ = (
+        R.fixed_effects_statistic(run.d, run.builts[0], statistic, "HC2")
         if estimand == "fixed_effects"
-        else E._ri_cells(run.d, run.builts[0], statistic)
+        else R.cells_statistic(run.d, run.builts[0], statistic)
     )
-    got = fn(run.d.z[None, :])[0]
+    z = run.d.z[None, :]
+    n1_all = np.bincount(run.d.school, weights=run.d.z)[None, :]
+    got = st_.finish(z @ st_.columns, z, n1_all)[0]
     est = ce.estimate_itt(
         small_trial.students, outcomes=["core_gpa"], covariates=None, estimand=estimand
     ).to_frame()

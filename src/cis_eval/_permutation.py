@@ -27,7 +27,7 @@ def within_block_permutations(
     n_perm: int,
     rng: np.random.Generator,
     *,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> Iterator[FloatArray]:
     """Yield ``(b, n)`` arrays of assignments permuted within blocks, ``n_perm`` rows in all.
 
@@ -44,12 +44,20 @@ def within_block_permutations(
     chunk : int
         Rows per yielded array.
     """
+    chunk = chunk or CHUNK
     done = 0
     while done < n_perm:
         b = min(chunk, n_perm - done)
         out = np.empty((b, z.size))
         for s, m in zip(starts, sizes, strict=True):
-            block = np.broadcast_to(z[s : s + m], (b, m)).copy()
-            out[:, s : s + m] = rng.permuted(block, axis=1)
+            n1 = int(np.rint(z[s : s + m].sum()))
+            if n1 in (0, m):
+                out[:, s : s + m] = n1 // max(m, 1)
+                continue
+            # A uniformly random set of n1 of the m students: those whose random keys are
+            # among the n1 smallest (a partial sort; ties have probability ~1e-16).
+            keys = rng.random((b, m))
+            kth = np.partition(keys, n1 - 1, axis=1)[:, n1 - 1 : n1]
+            out[:, s : s + m] = keys <= kth
         done += b
         yield out

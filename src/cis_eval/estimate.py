@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from ._design import (
 )
 from ._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
 from ._permutation import within_block_permutations
+from ._randomization import cells_statistic, fixed_effects_statistic
 from ._typing import FloatArray, IntArray, check_option, rng_from
 from .effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
 from .errors import DesignWarning, EstimationError
@@ -264,122 +265,6 @@ def _fit_all(
         for i, f in zip(idx, out, strict=True):
             fits[i] = f
     return [f for f in fits if f is not None]
-
-
-# --------------------------------------------------------------------------- RI
-
-
-def _ri_fixed_effects(
-    d: Prepared, b: Built, statistic: str, se_type: str
-) -> Callable[[FloatArray], FloatArray]:
-    """The school-fixed-effects statistic as a function of permuted assignments.
-
-    With ``X~`` the demeaned covariates, ``z* = M z~`` and ``tau = z*'y / z*'z*``
-    (Frisch-Waugh-Lovell), so a chunk of permutations costs a few matrix products.
-    """
-    rows, y, x = materialize(d, b)
-    school = d.school[rows]
-    starts, sizes = _engine.cell_starts(school)
-    yt, _ = _engine.demean(y, starts, sizes)
-    hx = np.repeat(1.0 / sizes, sizes)
-    if x.shape[1]:
-        xt, _ = _engine.demean(x, starts, sizes)
-        keep = _engine.independent_columns(xt.T @ xt, np.einsum("ij,ij->j", x, x))
-        xt = xt[:, keep]
-        ainv = np.linalg.inv(xt.T @ xt)
-        ey = yt - xt @ (ainv @ (xt.T @ yt))
-        hx = hx + np.einsum("ij,ij->i", xt @ ainv, xt)
-        k = len(keep)
-    else:
-        xt, ainv, ey, k = x, np.zeros((0, 0)), yt, 0
-    # students fitted exactly by the school effects and covariates (leverage 1) have no
-    # residual and no influence; they are left out of the variance, as in the estimate
-    exact = 1.0 - hx < 1e-10
-    n = y.size
-    rank = sizes.size + k + 1
-    ind = None
-    if se_type.startswith("CR"):
-        cl = np.unique(_clusters(d)[rows], return_inverse=True)[1]
-        ind = np.zeros((n, int(cl.max()) + 1))
-        ind[np.arange(n), cl] = 1.0
-
-    def statistic_of(zp: FloatArray) -> FloatArray:
-        zs = zp[:, rows]
-        # demean every permuted assignment within school (means vary: missing outcomes)
-        zt = zs - np.repeat(np.add.reduceat(zs, starts, axis=1) / sizes, sizes, axis=1)
-        zstar = zt - (zt @ xt) @ ainv @ xt.T if k else zt
-        ss = np.einsum("ij,ij->i", zstar, zstar)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tau = (zstar @ ey) / ss
-        if statistic == "unstudentized":
-            return tau
-        e = ey[None, :] - tau[:, None] * zstar
-        e[:, exact] = 0.0
-        a2 = zstar * zstar / (ss * ss)[:, None]
-        if se_type == "classical":
-            var = np.einsum("ij,ij->i", e, e) / (n - rank) / ss
-        elif se_type == "HC2":
-            denom = (1.0 - hx)[None, :] - zstar * zstar / ss[:, None]
-            denom[:, exact] = 1.0
-            var = np.sum(a2 * e * e / denom, axis=1)
-        elif se_type in ("HC0", "HC1"):
-            var = np.sum(a2 * e * e, axis=1) * (n / (n - rank) if se_type == "HC1" else 1.0)
-        else:  # cluster-robust: CR1 form (a permutation test is exact for any statistic)
-            assert ind is not None
-            g = ind.shape[1]
-            u = (zstar / ss[:, None] * e) @ ind
-            var = np.sum(u * u, axis=1) * g * (n - 1) / ((g - 1) * (n - rank))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out: FloatArray = tau / np.sqrt(var)
-        return out
-
-    return statistic_of
-
-
-def _ri_cells(d: Prepared, b: Built, statistic: str) -> Callable[[FloatArray], FloatArray]:
-    """The weighted within-school difference in means as a function of permuted assignments.
-
-    With covariates the outcome is first residualized on school effects and covariates
-    (a regression that does not involve the assignment), a valid test statistic under the
-    sharp null (Rosenbaum 2002). Studentized by the blocked Neyman variance.
-    """
-    rows, y, x = materialize(d, b)
-    school_codes, school = np.unique(d.school[rows], return_inverse=True)
-    g = school_codes.size
-    starts, sizes = _engine.cell_starts(school)
-    if x.shape[1]:
-        xt, _ = _engine.demean(x, starts, sizes)
-        yt, _ = _engine.demean(y, starts, sizes)
-        keep = _engine.independent_columns(xt.T @ xt, np.einsum("ij,ij->j", x, x))
-        xt = xt[:, keep]
-        y = yt - xt @ np.linalg.lstsq(xt, yt, rcond=None)[0]
-    weights = b.problem.cell_weight
-    assert weights is not None
-    w = weights[1::2][school_codes]
-    ind = np.zeros((y.size, g))
-    ind[np.arange(y.size), school] = 1.0
-    sum_y, sum_yy = y @ ind, (y * y) @ ind
-
-    def statistic_of(zp: FloatArray) -> FloatArray:
-        zs = zp[:, rows]
-        n1 = zs @ ind
-        n0 = sizes[None, :] - n1
-        s1 = (zs * y) @ ind
-        s0 = sum_y - s1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m1, m0 = s1 / n1, s0 / n0
-            tau = (m1 - m0) @ w
-            if statistic == "unstudentized":
-                return np.asarray(tau)
-            q1 = (zs * y * y) @ ind
-            q0 = sum_yy - q1
-            v1 = (q1 - n1 * m1 * m1) / (n1 - 1)
-            v0 = (q0 - n0 * m0 * m0) / (n0 - 1)
-            var = (v1 / n1 + v0 / n0) @ (w * w)
-            out: FloatArray = tau / np.sqrt(var)
-        return out
-
-    return statistic_of
 
 
 # --------------------------------------------------------------------------- result
@@ -924,16 +809,32 @@ def _permute(
     rng: np.random.Generator,
     statistic: str,
 ) -> tuple[FloatArray, FloatArray]:
-    """Observed and permuted statistics, computed by the same function (so they match)."""
-    stats_fns = [
-        _ri_fixed_effects(d, b, statistic, spec.se_type)
+    """Observed and permuted statistics, computed by the same functions (so they match).
+
+    One matrix product per chunk of permutations serves every outcome (see
+    :mod:`cis_eval._randomization`).
+    """
+    stats_ = [
+        fixed_effects_statistic(d, b, statistic, spec.se_type)
         if spec.estimand == "fixed_effects"
-        else _ri_cells(d, b, statistic)
+        else cells_statistic(d, b, statistic)
         for b in builts
     ]
+    n_schools = d.school_names.size
+    school_ind = np.zeros((d.z.size, n_schools))
+    school_ind[np.arange(d.z.size), d.school] = 1.0
+    columns = np.column_stack([school_ind] + [st_.columns for st_ in stats_])
+    bounds = n_schools + np.cumsum([0] + [st_.columns.shape[1] for st_ in stats_])
 
-    def stats_of(zp: FloatArray) -> FloatArray:
-        return np.column_stack([fn(zp) for fn in stats_fns])
+    def stats_of(z: FloatArray) -> FloatArray:
+        zb = z @ columns
+        n1_all = zb[:, :n_schools]
+        return np.column_stack(
+            [
+                st_.finish(zb[:, lo:hi], z, n1_all)
+                for st_, lo, hi in zip(stats_, bounds[:-1], bounds[1:], strict=True)
+            ]
+        )
 
     observed = stats_of(d.z[None, :])[0]
     starts, sizes = _engine.cell_starts(d.school)
