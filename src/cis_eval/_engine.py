@@ -161,8 +161,19 @@ def independent_columns(gram: FloatArray, raw_ss: FloatArray) -> list[int]:
     squares before demeaning; a column is dropped when its residual sum of squares after
     the cells and the kept columns is at most ``COLLINEAR_TOL`` times its raw one (or zero).
     """
+    k = gram.shape[0]
+    scale_all = np.maximum(raw_ss, np.diag(gram))
+    if k and np.all(scale_all > 0):
+        # Usual case, full rank: the Cholesky pivots are exactly the residual sums of
+        # squares of each column after the earlier ones.
+        try:
+            pivots = np.diag(np.linalg.cholesky(gram)) ** 2
+        except np.linalg.LinAlgError:
+            pivots = None
+        if pivots is not None and np.all(pivots > COLLINEAR_TOL * scale_all):
+            return list(range(k))
     keep: list[int] = []
-    for j in range(gram.shape[0]):
+    for j in range(k):
         scale = max(float(raw_ss[j]), float(gram[j, j]))
         if scale <= 0:
             continue

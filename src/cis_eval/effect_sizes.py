@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 __all__ = [
     "cox_index",
@@ -111,7 +111,7 @@ def improvement_index(g: float) -> float:
     """
     if not np.isfinite(g):
         return float("nan")
-    return float(100.0 * (stats.norm.cdf(g) - 0.5))
+    return float(100.0 * (special.ndtr(g) - 0.5))
 
 
 def favourable(effect_size: float, direction: str) -> float:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from . import _engine
 from ._design import (
@@ -40,7 +40,7 @@ from ._design import (
 from ._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
 from ._permutation import within_block_permutations
 from ._randomization import cells_statistic, fixed_effects_statistic
-from ._typing import FloatArray, IntArray, check_option, rng_from
+from ._typing import BoolArray, FloatArray, IntArray, check_option, rng_from
 from .effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
 from .errors import DesignWarning, EstimationError
 from .outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -131,6 +131,12 @@ def _cox(p_t: float, p_c: float, n: int) -> float:
     return wwc_omega(n) * (math.log(p_t / (1 - p_t)) - math.log(p_c / (1 - p_c))) / COX_SCALE
 
 
+def _t_test(tstat: float, df: float, alpha: float) -> tuple[float, float]:
+    """Two-sided p-value of a t statistic and the critical value for a 1 - alpha interval."""
+    p = float(2 * special.stdtr(df, -abs(tstat))) if np.isfinite(tstat) else np.nan
+    return p, float(special.stdtrit(df, 1 - alpha / 2))
+
+
 def _check_fit(o: Outcome, b: Built, fit: _engine.Fit, spec: Spec) -> list[str]:
     """Raise for fits that cannot be reported; return notes on dropped covariates."""
     if spec.estimand == "fixed_effects" and 0 not in fit.kept:
@@ -180,8 +186,7 @@ def _row(
         )
     est, se, df = fit.estimate, fit.std_error, fit.df
     tstat = est / se if se > 0 else np.nan
-    p = float(2 * stats.t.sf(abs(tstat), df)) if np.isfinite(tstat) else np.nan
-    crit = float(stats.t.ppf(1 - spec.alpha / 2, df))
+    p, crit = _t_test(tstat, df, spec.alpha)
     lo, hi = est - crit * se, est + crit * se
     c_mean, sd_t, sd_c = mom["mean_c"], mom["sd_t"], mom["sd_c"]
     n = n_t + n_c
@@ -508,22 +513,28 @@ def _resolve_covariates(
     return {o.name: list(dict.fromkeys(covariates)) for o in outcomes}
 
 
-def _adjust(frame: pd.DataFrame, family: str) -> pd.DataFrame:
-    p = frame["p_value"].to_numpy()
-    frame["p_bh"] = np.nan
-    for idx in frame.groupby("domain", sort=False).groups.values():
-        pos = frame.index.get_indexer(idx)
-        frame.loc[idx, "p_bh"] = benjamini_hochberg(p[pos])
-    in_family = (
-        (frame["role"] == "confirmatory").to_numpy()
-        if family == "confirmatory"
-        else np.ones(len(frame), bool)
-    )
+def _family(roles: Sequence[str], family: str) -> BoolArray:
+    """Outcomes over which Holm, Bonferroni and Westfall-Young adjust."""
+    if family == "confirmatory":
+        return np.array([r == "confirmatory" for r in roles], dtype=bool)
+    return np.ones(len(roles), dtype=bool)
+
+
+def _adjust(columns: dict[str, list[Any]], family: str) -> None:
+    """Add ``p_bh`` (within domain), ``p_holm`` and ``p_bonferroni`` (within the family)."""
+    p = np.asarray(columns["p_value"], dtype=float)
+    domain = np.asarray(columns["domain"], dtype=object)
+    p_bh = np.full(p.size, np.nan)
+    for dom in dict.fromkeys(domain):
+        mask = domain == dom
+        p_bh[mask] = benjamini_hochberg(p[mask])
+    columns["p_bh"] = list(p_bh)
+    in_family = _family(columns["role"], family)
     for col, fn in (("p_holm", holm), ("p_bonferroni", bonferroni)):
-        frame[col] = np.nan
+        adj = np.full(p.size, np.nan)
         if in_family.any():
-            frame.loc[in_family, col] = fn(p[in_family])
-    return frame
+            adj[in_family] = fn(p[in_family])
+        columns[col] = list(adj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -754,7 +765,9 @@ def estimate_itt(
         row, n_ = _row(d, o, b, fit, spec)
         rows.append(row)
         notes += n_
-    frame = _adjust(pd.DataFrame(rows), mtp_family)
+    # one frame built once from columns (adding columns to a frame one by one is slow)
+    columns: dict[str, list[Any]] = {key: [r[key] for r in rows] for key in rows[0]}
+    _adjust(columns, mtp_family)
     used_seed = None
     if permutations:
         rng = rng_from(seed)  # type: ignore[arg-type]
@@ -763,20 +776,18 @@ def estimate_itt(
         with np.errstate(invalid="ignore"):
             # ties count as extreme; a permutation whose statistic is undefined counts too
             extreme = np.abs(np.nan_to_num(permuted, nan=np.inf)) >= np.abs(observed) - 1e-12
-        frame["p_ri"] = (1.0 + extreme.sum(axis=0)) / (1.0 + permutations)
-        in_family = (
-            (frame["role"] == "confirmatory").to_numpy()
-            if mtp_family == "confirmatory"
-            else np.ones(len(frame), bool)
-        )
-        frame["p_wy"] = np.nan
+        columns["p_ri"] = list((1.0 + extreme.sum(axis=0)) / (1.0 + permutations))
+        in_family = _family(columns["role"], mtp_family)
+        p_wy = np.full(len(rows), np.nan)
         if in_family.any():
             fam = np.flatnonzero(in_family)
-            frame.loc[in_family, "p_wy"] = westfall_young(
+            p_wy[fam] = westfall_young(
                 np.abs(observed[fam]) - 1e-12, np.abs(np.nan_to_num(permuted[:, fam], nan=np.inf))
             )
-    frame["se_type"] = se_type
-    frame["estimand"] = estimand
+        columns["p_wy"] = list(p_wy)
+    columns["se_type"] = [se_type] * len(rows)
+    columns["estimand"] = [estimand] * len(rows)
+    frame = pd.DataFrame(columns)
     notes = list(dict.fromkeys(notes))
     for msg in notes:
         warnings.warn(msg, DesignWarning, stacklevel=2)
