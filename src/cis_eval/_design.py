@@ -227,8 +227,8 @@ def prepare(
     center = np.array([col.mean() for col in columns])
     # fill column by column in Fortran order (contiguous writes), then one copy to rows
     wf = np.empty((zs.size, len(columns)), order="F")
-    for j, col in enumerate(columns):
-        np.subtract(col, center[j], out=wf[:, j])
+    for j, column in enumerate(columns):
+        np.subtract(column, center[j], out=wf[:, j])
     w = np.ascontiguousarray(wf)
     del wf
     cl = None

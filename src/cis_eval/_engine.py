@@ -424,7 +424,7 @@ def _pass(
     block_of_u = np.concatenate(blocks) if blocks else np.zeros(0, dtype=int)
     sum_sq = np.zeros((k_tot, n_prob))
     sum_sq[np.arange(k_tot), block_of_u] = 1.0
-    rows_all = np.column_stack([pr.rows for pr in problems])
+    rows_all: BoolArray = np.column_stack([pr.rows for pr in problems]).astype(bool)
     hc0 = np.zeros(n_prob)
     hc2 = np.zeros(n_prob)
     exact_influential = np.zeros(n_prob, dtype=bool)
@@ -434,25 +434,25 @@ def _pass(
         key: [[] for _ in range(n_prob)] for key in ("a", "e", "h", "x")
     }
     for lo, hi, c0, c1 in design.chunks:
-        m = rows_all[lo:hi]
-        if not m.any():
+        mask = rows_all[lo:hi]
+        if not mask.any():
             continue
         sz = design.sizes[c0:c1]
         proj = w[lo:hi] @ comb
         proj -= np.repeat(means_comb[c0:c1], sz, axis=0)
-        e = np.where(m, proj[:, :n_prob], 0.0)
-        a = np.where(m, proj[:, n_prob : 2 * n_prob] + np.repeat(a_cell[c0:c1], sz, axis=0), 0.0)
+        e = np.where(mask, proj[:, :n_prob], 0.0)
+        a = np.where(mask, proj[:, n_prob : 2 * n_prob] + np.repeat(a_cell[c0:c1], sz, axis=0), 0.0)
         u = proj[:, 2 * n_prob : 2 * n_prob + k_tot]
         # 1 - leverage; a matrix product sums each problem's squares
         one_minus_h = 1.0 - np.repeat(inv_n_cell[c0:c1], sz, axis=0) - np.square(u) @ sum_sq
-        exact = m & (one_minus_h < EXACT_TOL)
+        exact = mask & (one_minus_h < EXACT_TOL)
         if exact.any():
             e[exact] = 0.0
-            for j in np.flatnonzero(exact.any(axis=0)):
+            for j in np.flatnonzero(exact.any(axis=0)).tolist():
                 scale = max(float(a_scale[j]), float(np.abs(a[:, j]).max()))
                 if np.abs(a[exact[:, j], j]).max() > 1e-8 * scale:
                     exact_influential[j] = True
-        one_minus_h[~m | exact] = 1.0
+        one_minus_h[~mask | exact] = 1.0
         ae = a * e
         a2e2 = ae * ae
         hc0 += a2e2.sum(axis=0)
@@ -464,7 +464,7 @@ def _pass(
         if store:
             kx = 0
             for j, sv in enumerate(solved):
-                mj = m[:, j]
+                mj = mask[:, j]
                 kk = len(sv.keep)
                 arrays["a"][j].append(a[mj, j])
                 arrays["e"][j].append(e[mj, j])

@@ -134,7 +134,7 @@ def fixed_effects_statistic(d: Prepared, b: Built, statistic: str, se_type: str)
         if k:
             ss -= np.einsum("ij,jk,ik->i", xz, ainv, xz)
         with np.errstate(invalid="ignore", divide="ignore"):
-            tau = num / ss
+            tau: FloatArray = num / ss
         if statistic == "unstudentized":
             return tau
         var = np.empty(tau.size)

@@ -19,6 +19,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -256,12 +257,13 @@ def _fit_all(
 ) -> list[_engine.Fit]:
     """Fit every outcome, grouping them by the cells of their design."""
     fits: list[_engine.Fit | None] = [None] * len(builts)
+    cells: Literal["school", "school_arm"]
     for cells in ("school", "school_arm"):
         idx = [i for i, b in enumerate(builts) if b.cells == cells]
         if not idx:
             continue
         out = _engine.fit_many(
-            d.design(cells),  # type: ignore[arg-type]
+            d.design(cells),
             [builts[i].problem for i in idx],
             se_type=spec.se_type,
             clusters=_clusters(d) if spec.se_type.startswith("CR") else None,
@@ -275,14 +277,21 @@ def _fit_all(
 # --------------------------------------------------------------------------- result
 
 
-def _stars(p: float) -> str:
+def _records(frame: pd.DataFrame) -> list[SimpleNamespace]:
+    """Rows as namespaces (attribute access, like ``itertuples``, with loose typing)."""
+    return [
+        SimpleNamespace(**{str(k): v for k, v in rec.items()}) for rec in frame.to_dict("records")
+    ]
+
+
+def _stars(p: Any) -> str:
     for cut, mark in STARS:
         if np.isfinite(p) and p < cut:
             return mark
     return ""
 
 
-def _fmt_value(v: float, o_type: str, *, signed: bool = False) -> str:
+def _fmt_value(v: Any, o_type: Any, *, signed: bool = False) -> str:
     if not np.isfinite(v):
         return ""
     if o_type == "binary":
@@ -386,7 +395,7 @@ class ITTResult:
         rows = []
         for domain, grp in est.groupby("domain", sort=False):
             rows.append({"Outcome": str(domain).capitalize()})
-            for r in grp.itertuples(index=False):
+            for r in _records(grp):
                 unit = " (%)" if r.type == "binary" else ""
                 row = {
                     "Outcome": f"  {r.label}{unit}",
@@ -395,7 +404,7 @@ class ITTResult:
                     "Difference (impact)": _fmt_value(r.estimate, r.type, signed=True)
                     + _stars(r.p_value),
                     "Std. error": _fmt_value(r.std_error, r.type),
-                    "P-value": f"{r.p_value:.3f}",
+                    "P-value": f"{float(r.p_value):.3f}",
                     "Effect size": f"{r.effect_size:+.3f}" if np.isfinite(r.effect_size) else "",
                     "Improvement index": f"{r.improvement_index:+.1f}"
                     if np.isfinite(r.improvement_index)
@@ -901,17 +910,17 @@ class CACEResult:
     def table(self, *, title: str | None = None) -> Table:
         """Intent-to-treat and complier effects side by side, with the first stage."""
         rows = []
-        for r in self._estimates.itertuples(index=False):
+        for r in _records(self._estimates):
             unit = " (%)" if r.type == "binary" else ""
             rows.append(
                 {
                     "Outcome": f"{r.label}{unit}",
                     "ITT impact": _fmt_value(r.itt, r.type, signed=True),
-                    "First stage (pp)": f"{100 * r.first_stage:+.1f}",
+                    "First stage (pp)": f"{100 * float(r.first_stage):+.1f}",
                     "CACE (TOT)": _fmt_value(r.estimate, r.type, signed=True) + _stars(r.p_value),
                     "Std. error": _fmt_value(r.std_error, r.type),
-                    "P-value": f"{r.p_value:.3f}",
-                    "First-stage F": f"{r.first_stage_f:,.1f}",
+                    "P-value": f"{float(r.p_value):.3f}",
+                    "First-stage F": f"{float(r.first_stage_f):,.1f}",
                 }
             )
         f = self._estimates
@@ -1256,7 +1265,7 @@ class SubgroupResult:
                 else:
                     row[f"{lev}: impact"] = "n/a"
                     row[f"{lev}: N"] = ""
-            p = tests.loc[outcome, "p_value"] if outcome in tests.index else np.nan
+            p = float(tests["p_value"].get(outcome, np.nan))
             row["Difference p-value"] = f"{p:.3f}" if np.isfinite(p) else ""
             rows.append(row)
         notes = [
@@ -1279,7 +1288,7 @@ class SubgroupResult:
         est = self._estimates
         if ax is None:
             _, ax = plt.subplots(figsize=(6.5, 0.5 * len(est) + 1.2))
-        labels = [f"{r.label} | {r.subgroup}" for r in est.itertuples(index=False)]
+        labels = [f"{r.label} | {r.subgroup}" for r in _records(est)]
         ypos = np.arange(len(est))[::-1]
         ax.errorbar(
             est["effect_size"],
@@ -1362,7 +1371,7 @@ def estimate_subgroups(
             f"subgroup column '{by}' has {len(levels)} values; subgroups need at most 10 "
             "(bin a continuous measure first)"
         )
-    gvals = groups.to_numpy(dtype=object, na_value=None)
+    gvals = np.asarray(groups.astype(object).where(groups.notna(), None))
     code = np.full(len(data), np.nan)
     for i, lev in enumerate(levels):
         code[gvals == lev] = i
@@ -1514,7 +1523,7 @@ class SensitivityResult:
     def table(self, *, title: str | None = None) -> Table:
         """Linear and nonlinear impact estimates side by side."""
         rows = []
-        for r in self._estimates.itertuples(index=False):
+        for r in _records(self._estimates):
             unit = " (%)" if r.type == "binary" else ""
             rows.append(
                 {
@@ -1525,7 +1534,7 @@ class SensitivityResult:
                     "Average marginal effect": _fmt_value(r.estimate, r.type, signed=True)
                     + _stars(r.p_value),
                     "Std. error": _fmt_value(r.std_error, r.type),
-                    "Ratio": f"{r.ratio:.3f} ({r.ratio_name})",
+                    "Ratio": f"{float(r.ratio):.3f} ({r.ratio_name})",
                 }
             )
         notes = [
@@ -1632,8 +1641,8 @@ def estimate_sensitivity(
     d = run.d
     rows = []
     notes: list[str] = []
-    for r, b in zip(lin.itertuples(index=False), run.builts, strict=True):
-        o = metas[r.outcome]
+    for r, b in zip(_records(lin), run.builts, strict=True):
+        o = metas[str(r.outcome)]
         sample_rows, y_raw, x = materialize(d, b)
         school_all = d.school[sample_rows]
         z = d.z[sample_rows]
