@@ -118,12 +118,16 @@ class Prepared:
     cov_mean: dict[str, float]
     cov_missing: dict[str, BoolArray]
     cluster: IntArray | None
+    school_starts: IntArray
+    by_arm: bool = False
     _gram: FloatArray | None = None
     _designs: dict[str, _engine.Design] = field(default_factory=dict)
 
     def design(self, cells: Literal["school", "school_arm"]) -> _engine.Design:
         """The engine design with school (or school-by-arm) cells, built once."""
         if cells not in self._designs:
+            if cells == "school_arm" and not self.by_arm:
+                raise ValueError("school-by-arm cells need rows sorted by arm (by_arm=True)")
             if self._gram is None:
                 self._gram = self.w.T @ self.w
             codes = self.school if cells == "school" else self.school * 2 + self.z.astype(int)
@@ -149,9 +153,14 @@ def prepare(
     cluster: str | None,
     chronic_threshold: float,
     lin: bool = False,
+    by_arm: bool = False,
     extra: dict[str, FloatArray] | None = None,
 ) -> Prepared:
-    """Check the columns and read them into one sorted matrix."""
+    """Check the columns and read them into one sorted matrix.
+
+    Rows are sorted by school, and by arm within school when ``by_arm`` (needed for the
+    school-by-arm cells of the person- and school-weighted estimands).
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     for col, what in ((treatment, "treatment"), (block, "block")):
@@ -189,22 +198,28 @@ def prepare(
             f"outcome(s) {', '.join(derive)} are not columns of the data and cannot be "
             f"derived: missing raw field {exc}"
         ) from exc
-    key = codes.astype(np.int64) * 2 + z.astype(np.int64)
-    order = np.arange(key.size) if np.all(key[1:] >= key[:-1]) else np.argsort(key, kind="stable")
-    zs = z[order]
+    # Rows sorted by school (and by arm within school for the school-by-arm estimands).
+    key = codes.astype(np.int64) * 2 + z.astype(np.int64) if by_arm else codes.astype(np.int64)
+    identity = bool(np.all(key[1:] >= key[:-1]))
+    order = np.arange(key.size) if identity else np.argsort(key, kind="stable")
+
+    def sort(a: FloatArray) -> FloatArray:
+        return a if identity else a[order]
+
+    zs = sort(z)
     columns: list[FloatArray] = [zs]
     names_w = ["z"]
     ys: dict[str, FloatArray] = {}
     for o in outcomes:
         raw = derived[o.name] if o.name in derived else numeric(data, o.name, "outcome")
         # Binary outcomes in percentage points: the LPM coefficient times 100.
-        ys[o.name] = (raw * 100.0 if o.type == "binary" else raw)[order]
+        ys[o.name] = sort(raw * 100.0 if o.type == "binary" else raw)
         columns.append(np.nan_to_num(ys[o.name]))
         names_w.append(f"y:{o.name}")
     cov_mean: dict[str, float] = {}
     cov_missing: dict[str, BoolArray] = {}
     for c in sorted(covariates):
-        v = numeric(data, c, "covariate")[order]
+        v = sort(numeric(data, c, "covariate"))
         miss = np.isnan(v)
         mean = float(v[~miss].mean()) if (~miss).any() else 0.0
         filled = np.where(miss, mean, v)
@@ -220,12 +235,13 @@ def prepare(
             if miss.any():
                 columns.append(zs * miss)
                 names_w.append(f"zm:{c}")
-    ex = {k: np.asarray(v, dtype=float)[order] for k, v in (extra or {}).items()}
+    ex = {k: sort(np.asarray(v, dtype=float)) for k, v in (extra or {}).items()}
     for k, v in ex.items():
         columns.append(np.nan_to_num(v))
         names_w.append(f"e:{k}")
     center = np.array([col.mean() for col in columns])
-    # fill column by column in Fortran order (contiguous writes), then one copy to rows
+    # Fill column by column in Fortran order (contiguous writes), then one copy to rows:
+    # the engine's pass over chunks of rows is faster on row-major data.
     wf = np.empty((zs.size, len(columns)), order="F")
     for j, column in enumerate(columns):
         np.subtract(column, center[j], out=wf[:, j])
@@ -235,10 +251,11 @@ def prepare(
     if cluster is not None:
         if cluster not in data.columns:
             raise EstimationError(f"the data have no cluster column '{cluster}'")
-        cl = pd.factorize(data[cluster], sort=True)[0][order].astype(np.int64)
+        cl = sort(pd.factorize(data[cluster], sort=True)[0].astype(np.int64))
+    codes_sorted = sort(codes.astype(np.int64))
     return Prepared(
         order=order,
-        school=codes[order].astype(np.int64),
+        school=codes_sorted,
         school_names=np.asarray(names),
         z=zs,
         y=ys,
@@ -249,6 +266,8 @@ def prepare(
         cov_mean=cov_mean,
         cov_missing=cov_missing,
         cluster=cl,
+        school_starts=_engine.cell_starts(codes_sorted)[0],
+        by_arm=by_arm,
     )
 
 
@@ -286,8 +305,13 @@ def build(
         keep &= restrict
     notes: list[str] = []
     n_schools = d.school_names.size
-    n_all = np.bincount(d.school, weights=keep, minlength=n_schools)
-    n1 = np.bincount(d.school, weights=keep & (d.z == 1), minlength=n_schools)
+    # rows are sorted by school: per-school counts are sums over runs
+    starts = d.school_starts
+    n_all = np.zeros(n_schools)
+    n1 = np.zeros(n_schools)
+    present = d.school[starts]
+    n_all[present] = np.add.reduceat(keep.astype(float), starts)
+    n1[present] = np.add.reduceat(np.where(keep, d.z, 0.0), starts)
     one_arm = (n_all > 0) & ((n1 == 0) | (n1 == n_all))
     if one_arm.any():
         lost = int(n_all[one_arm].sum())

@@ -67,7 +67,7 @@ CR2_EIGEN_TOL = 1e-12
 # Leverage within this distance of 1 means the student is fitted exactly.
 EXACT_TOL = 1e-10
 # Rows per chunk of the residual pass (whole cells), so each chunk stays in cache.
-CHUNK_ROWS = 1 << 13
+CHUNK_ROWS = 1 << 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +429,15 @@ def _pass(
     hc2 = np.zeros(n_prob)
     exact_influential = np.zeros(n_prob, dtype=bool)
     a_scale = np.abs(a_cell).max(axis=0) if a_cell.size else np.zeros(n_prob)
-    cl_sum = np.zeros((int(clusters.max()) + 1, n_prob)) if clusters is not None else None
+    cl_sum = None
+    cluster_of_cell = None
+    if clusters is not None:
+        cl_sum = np.zeros((int(clusters.max()) + 1, n_prob))
+        # Clusters made of whole cells (schools clustering school or school-by-arm cells):
+        # sum by cell within a chunk, then add each cell's sum to its cluster.
+        cand = clusters[design.starts]
+        if np.array_equal(clusters, np.repeat(cand, design.sizes)):
+            cluster_of_cell = cand
     arrays: dict[str, list[list[FloatArray]]] = {
         key: [[] for _ in range(n_prob)] for key in ("a", "e", "h", "x")
     }
@@ -458,9 +466,13 @@ def _pass(
         hc0 += a2e2.sum(axis=0)
         hc2 += (a2e2 / one_minus_h).sum(axis=0)
         if cl_sum is not None and clusters is not None:
-            cl = clusters[lo:hi]
-            for j in range(n_prob):
-                cl_sum[:, j] += np.bincount(cl, weights=ae[:, j], minlength=cl_sum.shape[0])
+            if cluster_of_cell is not None:
+                local = np.concatenate(([0], np.cumsum(sz)[:-1]))
+                np.add.at(cl_sum, cluster_of_cell[c0:c1], np.add.reduceat(ae, local, axis=0))
+            else:
+                cl = clusters[lo:hi]
+                for j in range(n_prob):
+                    cl_sum[:, j] += np.bincount(cl, weights=ae[:, j], minlength=cl_sum.shape[0])
         if store:
             kx = 0
             for j, sv in enumerate(solved):

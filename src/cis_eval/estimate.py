@@ -609,6 +609,7 @@ def _setup(
         cluster=cluster,
         chronic_threshold=chronic_threshold,
         lin=lin,
+        by_arm=estimand != "fixed_effects",
         extra=extra,
     )
     by_school = np.bincount(d.school)
