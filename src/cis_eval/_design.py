@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -203,7 +203,7 @@ def prepare(
     identity = bool(np.all(key[1:] >= key[:-1]))
     order = np.arange(key.size) if identity else np.argsort(key, kind="stable")
 
-    def sort(a: FloatArray) -> FloatArray:
+    def sort(a: Any) -> Any:
         return a if identity else a[order]
 
     zs = sort(z)
@@ -378,8 +378,8 @@ def build(
         cells = "school_arm"
         offset = 0
         size = n_all
-        present = size > 0
-        w = size / size.sum() if spec.estimand == "person_weighted" else present / present.sum()
+        has = size > 0
+        w = size / size.sum() if spec.estimand == "person_weighted" else has / has.sum()
         cell_weight = np.zeros(2 * n_schools)
         cell_weight[1::2] = w
         cell_weight[0::2] = -w
