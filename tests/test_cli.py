@@ -116,3 +116,60 @@ def test_demo_runs_end_to_end(tmp_path, synthetic_dir):
         assert sid not in html
     r2 = run("demo", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d2"))
     assert r2.returncode == 2 and "no students.csv" in r2.stderr
+
+
+def test_estimate_writes_the_impact_table_and_figure(tmp_path, small_trial):
+    ce.write_trial(small_trial, tmp_path)
+    out = tmp_path / "impacts"
+    r = run(
+        "estimate",
+        "--students",
+        str(tmp_path / "students.csv"),
+        "--contacts",
+        str(tmp_path / "contacts.csv"),
+        "--out",
+        str(out),
+        "--permutations",
+        "200",
+        "--subgroups",
+        "school_level",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Impacts on students' outcomes" in r.stdout and "CACE" in r.stdout
+    for name in ("impacts.csv", "impacts.md", "impacts.html", "impacts_tidy.csv", "cace.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "impacts.png").read_bytes()[:4] == b"\x89PNG"
+    tidy = pd.read_csv(out / "impacts_tidy.csv")
+    # the file holds what the library computes on the same data
+    checked = ce.validate(ce.load(tmp_path / "students.csv"))
+    lib = ce.estimate_itt(checked.students, permutations=200, seed=20130601).to_frame()
+    pd.testing.assert_series_equal(tidy["estimate"], lib["estimate"], check_exact=False, rtol=1e-9)
+    assert tidy["p_ri"].notna().all()
+    for sid in small_trial.students["student_id"]:
+        assert sid not in r.stdout
+
+
+def test_estimate_bad_input_is_one_line(tmp_path, small_trial):
+    ce.write_trial(small_trial, tmp_path)
+    r = run(
+        "estimate",
+        "--students",
+        str(tmp_path / "students.csv"),
+        "--out",
+        str(tmp_path / "x"),
+        "--outcomes",
+        "dropout",
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: unknown outcome 'dropout'")
+    assert "Traceback" not in r.stderr
+    r = run(
+        "estimate",
+        "--students",
+        str(tmp_path / "students.csv"),
+        "--out",
+        str(tmp_path / "x"),
+        "--se-type",
+        "HC9",
+    )
+    assert r.returncode == 2 and "invalid choice" in r.stderr
