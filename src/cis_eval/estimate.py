@@ -903,7 +903,7 @@ class CACEResult:
         Columns: ``outcome, label, type, unit, itt, itt_std_error, first_stage,
         first_stage_std_error, first_stage_f, receipt_treatment, receipt_control,
         estimate, std_error, statistic, df, p_value, conf_low, conf_high, n, control_mean,
-        se_type, estimand``. ``first_stage`` is the impact of assignment on the share
+        control_sd, se_type, estimand``. ``first_stage`` is the impact of assignment on the share
         receiving services (a proportion); ``estimate`` is the CACE in outcome units.
         """
         return self._estimates.copy()
@@ -946,34 +946,35 @@ class CACEResult:
         )
 
     def plot(self, ax: Any = None) -> Any:
-        """ITT and CACE estimates with confidence intervals, one row per outcome."""
+        """ITT and CACE estimates with confidence intervals, one row per outcome.
+
+        Estimates are divided by the control group's standard deviation of each outcome,
+        so outcomes in different units share one axis.
+        """
         import matplotlib.pyplot as plt
 
         est = self._estimates
         if ax is None:
             _, ax = plt.subplots(figsize=(6.5, 0.55 * len(est) + 1.2))
         ypos = np.arange(len(est))[::-1]
-        crit_itt = stats.t.ppf(1 - self.alpha / 2, est["df"].to_numpy())
-        itt_lo = est["itt"] - crit_itt * est["itt_std_error"]
-        itt_hi = est["itt"] + crit_itt * est["itt_std_error"]
-        scale = np.where(est["type"] == "binary", 1.0, 1.0)
-        for off, lo, hi, mid, color, lab in (
-            (0.15, itt_lo, itt_hi, est["itt"], "#8a8a8a", "ITT"),
-            (-0.15, est["conf_low"], est["conf_high"], est["estimate"], "#00597c", "CACE"),
+        sd = est["control_sd"].to_numpy()
+        crit_itt = special.stdtrit(est["df"].to_numpy(), 1 - self.alpha / 2)
+        half_itt = crit_itt * est["itt_std_error"].to_numpy()
+        for off, mid, half, color, lab in (
+            (0.15, est["itt"].to_numpy(), half_itt, "#8a8a8a", "ITT (assignment)"),
+            (
+                -0.15,
+                est["estimate"].to_numpy(),
+                (est["conf_high"] - est["estimate"]).to_numpy(),
+                "#00597c",
+                "CACE (receiving services)",
+            ),
         ):
-            ax.errorbar(
-                np.asarray(mid) * scale,
-                ypos + off,
-                xerr=[np.asarray(mid - lo), np.asarray(hi - mid)],
-                fmt="o",
-                color=color,
-                label=lab,
-                capsize=2,
-            )
+            ax.errorbar(mid / sd, ypos + off, xerr=half / sd, fmt="o", color=color, label=lab)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(ypos)
         ax.set_yticklabels(est["label"].tolist())
-        ax.set_xlabel("Impact in outcome units (binary outcomes: percentage points)")
+        ax.set_xlabel("Impact in control-group standard deviations")
         ax.legend(frameon=False, fontsize=8)
         return ax
 
@@ -1138,6 +1139,7 @@ def estimate_cace(
                 "conf_high": iv.estimate + crit * iv.std_error,
                 "n": iv.n,
                 "control_mean": itt_row["control_mean"],
+                "control_sd": itt_row["control_sd"],
                 "se_type": se_type,
                 "estimand": "complier average causal effect (school fixed effects, 2SLS)",
             }
