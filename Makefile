@@ -52,11 +52,13 @@ analysis: $(STAMP) ## run the analysis pipeline into analysis/output
 	$(BIN)/python analysis/run_all.py
 
 book: $(STAMP) ## build the Jupyter Book (fails on any cell error or warning)
-	$(BIN)/jupyter-book build book/ -W -n --keep-going
+	$(BIN)/jupyter-book build book/ --all -W -n --keep-going
 
 reference: $(STAMP) ## regenerate reference fixtures (needs R with estimatr for the R ones)
+	$(BIN)/python tests/reference/make_reference_data.py
 	$(BIN)/python tests/reference/make_statsmodels_reference.py
 	Rscript tests/reference/make_estimatr_reference.R
+	Rscript tests/reference/make_power_reference.R  # needs mvtnorm and pwr; about 7 minutes
 
 bench: $(STAMP) ## run the benchmarks against the named peers
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done

@@ -36,3 +36,28 @@ def test_ci_runs_the_readme_commands(root):
     ci = (root / ".ci" / "run").read_text()
     assert "make test" in ci
     assert "set -euo pipefail" in ci
+
+
+def test_the_readme_notebook_example_runs(root):
+    import re
+
+    import matplotlib.pyplot as plt
+
+    text = (root / "README.md").read_text()
+    block = re.search(r"## In a notebook\s+```python\n(.*?)```", text, re.DOTALL)
+    assert block, "README lost its notebook example"
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    plt.close("all")
+    assert "itt" in namespace and namespace["itt"].to_frame().shape[0] == 6
+
+
+def test_readme_command_lines_name_real_subcommands(root):
+    import re
+
+    from cis_eval.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    text = (root / "README.md").read_text()
+    used = set(re.findall(r"^cis-eval (\w+)", text, re.MULTILINE))
+    assert used and used <= set(sub.choices), used - set(sub.choices)

@@ -11,11 +11,49 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import errors, io, schema
+from . import errors, io, privacy, schema
 from .assign import Assignment, assign, verify_assignment
 from .describe import TrialSummary, describe
+from .diagnose import Design, DiagnosisResult, diagnose
+from .estimate import (
+    DEMOGRAPHICS,
+    ESTIMANDS,
+    SE_TYPES,
+    CACEResult,
+    ITTResult,
+    SensitivityResult,
+    SubgroupResult,
+    baseline_risk,
+    default_covariates,
+    estimate_cace,
+    estimate_itt,
+    estimate_sensitivity,
+    estimate_subgroups,
+)
+from .fidelity import (
+    FidelityResult,
+    FidelityTargets,
+    fidelity,
+    published_targets,
+    service_receipt,
+)
+from .integrity import (
+    AttritionResult,
+    BaselineResult,
+    ClusteringCorrection,
+    WWCReview,
+    attrition,
+    attrition_boundaries,
+    baseline_equivalence,
+    classify_attrition,
+    max_differential_attrition,
+    wwc_clustering_correction,
+    wwc_review,
+)
 from .io import load, write_table, write_trial
 from .outcomes import derive_outcomes
+from .power import PowerResult, mdes, power, sample_size
+from .privacy import suppress
 from .report import Report
 from .results import Table
 from .schema import OUTCOME_NAMES, OUTCOMES, SERVICE_TYPES, Outcome, data_dictionary
@@ -23,29 +61,67 @@ from .simulate import SimulatedTrial, Truth, simulate
 from .validate import ValidationReport, validate
 
 __all__ = [
+    "DEMOGRAPHICS",
+    "ESTIMANDS",
     "OUTCOMES",
     "OUTCOME_NAMES",
     "SERVICE_TYPES",
+    "SE_TYPES",
     "Assignment",
+    "AttritionResult",
+    "BaselineResult",
+    "CACEResult",
+    "ClusteringCorrection",
+    "Design",
+    "DiagnosisResult",
+    "FidelityResult",
+    "FidelityTargets",
+    "ITTResult",
     "Outcome",
+    "PowerResult",
     "Report",
+    "SensitivityResult",
     "SimulatedTrial",
+    "SubgroupResult",
     "Table",
     "TrialSummary",
     "Truth",
     "ValidationReport",
+    "WWCReview",
     "__version__",
     "assign",
+    "attrition",
+    "attrition_boundaries",
+    "baseline_equivalence",
+    "baseline_risk",
+    "classify_attrition",
     "data_dictionary",
+    "default_covariates",
     "derive_outcomes",
     "describe",
+    "diagnose",
     "errors",
+    "estimate_cace",
+    "estimate_itt",
+    "estimate_sensitivity",
+    "estimate_subgroups",
+    "fidelity",
     "io",
     "load",
+    "max_differential_attrition",
+    "mdes",
+    "power",
+    "privacy",
+    "published_targets",
+    "sample_size",
     "schema",
+    "service_receipt",
     "simulate",
+    "suppress",
     "validate",
     "verify_assignment",
     "write_table",
     "write_trial",
+    "wwc_clustering_correction",
+    "wwc_review",
 ]
