@@ -27,6 +27,7 @@ __all__ = [
     "Prepared",
     "Spec",
     "arm_moments",
+    "assignment",
     "build",
     "materialize",
     "numeric",
@@ -81,6 +82,35 @@ def numeric(data: pd.DataFrame, column: str, what: str) -> FloatArray:
                 f"{rows}); encode it as numbers (0/1 for yes/no)"
             )
     return s.to_numpy(dtype=float, na_value=np.nan)
+
+
+def assignment(data: pd.DataFrame, treatment: str) -> FloatArray:
+    """The 0/1 assignment, or an error naming the column and rows."""
+    if treatment not in data.columns:
+        raise EstimationError(
+            f"the data have no treatment column '{treatment}'; name the assignment column "
+            "with treatment=..."
+        )
+    z = numeric(data, treatment, "treatment")
+    if np.isnan(z).any():
+        rows = ", ".join(str(int(r) + 2) for r in np.flatnonzero(np.isnan(z))[:5])
+        raise EstimationError(
+            f"column '{treatment}': {int(np.isnan(z).sum())} empty value(s) (rows {rows}); "
+            "every randomized student needs an assignment"
+        )
+    bad = ~np.isin(z, (0.0, 1.0))
+    if bad.any():
+        rows = ", ".join(str(int(r) + 2) for r in np.flatnonzero(bad)[:5])
+        raise EstimationError(
+            f"column '{treatment}': {int(bad.sum())} value(s) other than 0 or 1 (rows {rows}); "
+            "expected 1 = program group, 0 = control group"
+        )
+    if z.min() == z.max():
+        raise EstimationError(
+            f"column '{treatment}': every student is in the "
+            f"{'program' if z[0] == 1 else 'control'} group; both groups are needed"
+        )
+    return z
 
 
 @dataclass(slots=True)
@@ -163,23 +193,11 @@ def prepare(
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    for col, what in ((treatment, "treatment"), (block, "block")):
-        if col not in data.columns:
-            raise EstimationError(f"the data have no {what} column '{col}'")
+    if block not in data.columns:
+        raise EstimationError(f"the data have no block column '{block}'")
     if len(data) == 0:
         raise EstimationError("the data have no rows")
-    z = numeric(data, treatment, "treatment")
-    if np.isnan(z).any():
-        rows = ", ".join(str(int(r) + 2) for r in np.flatnonzero(np.isnan(z))[:5])
-        raise EstimationError(
-            f"column '{treatment}': {int(np.isnan(z).sum())} empty value(s) (rows {rows}); "
-            "every randomized student needs an assignment"
-        )
-    if not np.isin(z, (0.0, 1.0)).all():
-        raise EstimationError(
-            f"column '{treatment}': {int((~np.isin(z, (0.0, 1.0))).sum())} value(s) other than "
-            "0 or 1; expected 1 = program group, 0 = control group"
-        )
+    z = assignment(data, treatment)
     blk = data[block]
     if blk.isna().any():
         raise EstimationError(f"column '{block}': {int(blk.isna().sum())} empty value(s)")

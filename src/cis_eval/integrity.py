@@ -40,7 +40,8 @@ import pandas as pd
 from scipy import stats
 
 from . import _engine
-from ._design import numeric, outcome_meta
+from ._design import assignment, numeric, outcome_meta
+from ._permutation import within_block_permutations
 from ._typing import BoolArray, FloatArray, IntArray, check_option, rng_from
 from .effect_sizes import cox_index, favourable, hedges_g
 from .errors import DesignError, DesignWarning, EstimationError
@@ -98,9 +99,6 @@ DEFAULT_ICC_OTHER = 0.10
 # Floating-point slack when comparing with a boundary: 0.05 computed as 0.0500000001 is on
 # the boundary, and a differential of 1.4 computed as 1.4000000000000001 is too.
 _TOL = 1e-9
-# Permuted assignments per chunk: at most 500, and at most about 20 million cells in memory.
-_PERM_CHUNK = 500
-_PERM_CELLS = 20_000_000
 _BOUNDARY_FILE = "wwc_attrition_boundaries.csv"
 
 RATING_WITHOUT = "Meets WWC standards without reservations"
@@ -121,35 +119,6 @@ def _check_data(data: object) -> pd.DataFrame:
     if len(data) == 0:
         raise EstimationError("the data have no rows")
     return data
-
-
-def _assignment(data: pd.DataFrame, treatment: str) -> FloatArray:
-    """The 0/1 assignment, or an error naming the column and rows."""
-    if treatment not in data.columns:
-        raise EstimationError(
-            f"the data have no treatment column '{treatment}'; name the assignment column "
-            "with treatment=..."
-        )
-    z = numeric(data, treatment, "treatment")
-    if np.isnan(z).any():
-        rows = ", ".join(str(int(r) + 2) for r in np.flatnonzero(np.isnan(z))[:5])
-        raise EstimationError(
-            f"column '{treatment}': {int(np.isnan(z).sum())} empty value(s) (rows {rows}); "
-            "every randomized student needs an assignment"
-        )
-    bad = ~np.isin(z, (0.0, 1.0))
-    if bad.any():
-        rows = ", ".join(str(int(r) + 2) for r in np.flatnonzero(bad)[:5])
-        raise EstimationError(
-            f"column '{treatment}': {int(bad.sum())} value(s) other than 0 or 1 (rows {rows}); "
-            "expected 1 = program group, 0 = control group"
-        )
-    if z.min() == z.max():
-        raise EstimationError(
-            f"column '{treatment}': every student is in the "
-            f"{'program' if z[0] == 1 else 'control'} group; both groups are needed"
-        )
-    return z
 
 
 def _schools(data: pd.DataFrame, block: str) -> IntArray:
@@ -762,16 +731,10 @@ def _omnibus(
         assert rng is not None
         basis, _ = np.linalg.qr(xk)
         t_obs = float(np.sum((zs @ basis) ** 2))
-        # random keys offset by school keep each permutation within schools (rows sorted)
-        offset = ss.astype(float) * 2.0
         extreme = 0
-        done = 0
-        while done < permutations:
-            b = min(_PERM_CHUNK, max(1, _PERM_CELLS // n), permutations - done)
-            idx = np.argsort(rng.random((b, n)) + offset, axis=1)
-            t_b = np.sum((zs[idx] @ basis) ** 2, axis=1)
+        for zp in within_block_permutations(zs, starts, sizes, permutations, rng):
+            t_b = np.sum((zp @ basis) ** 2, axis=1)
             extreme += int(np.count_nonzero(t_b >= t_obs - _TOL * max(1.0, t_obs)))
-            done += b
         rows.append(
             {
                 "test": "randomization",
@@ -890,7 +853,7 @@ def baseline_equivalence(
         raise ValueError(f"permutations must be 0 or more, got {permutations}")
     if permutations and seed is None:
         raise ValueError("the randomization test needs a seed: pass seed=... to reproduce it")
-    z_all = _assignment(data, treatment)
+    z_all = assignment(data, treatment)
     school_all = _schools(data, block)
     notes: list[str] = []
     o: Outcome | None = None
@@ -1436,7 +1399,7 @@ def attrition(
     """
     data = _check_data(data)
     check_option("boundary", boundary, BOUNDARIES)
-    z = _assignment(data, treatment)
+    z = assignment(data, treatment)
     notes: list[str] = []
     rows = []
     for spec in _outcome_list(data, outcomes):
@@ -1922,7 +1885,7 @@ def wwc_review(
         raise TypeError("randomization_intact must be True or False")
     if not isinstance(confounded, (bool, np.bool_)):
         raise TypeError("confounded must be True or False")
-    z = _assignment(data, treatment)
+    z = assignment(data, treatment)
     school = _schools(data, block)
     mixed = _schools_with_both(school, z)
     notes: list[str] = []
