@@ -19,7 +19,6 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,7 +44,7 @@ from ._typing import BoolArray, FloatArray, IntArray, check_option, rng_from
 from .effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
 from .errors import DesignWarning, EstimationError
 from .outcomes import DEFAULT_CHRONIC_THRESHOLD
-from .results import Table
+from .results import Table, records
 from .schema import OUTCOMES, Outcome
 
 __all__ = [
@@ -277,13 +276,6 @@ def _fit_all(
 # --------------------------------------------------------------------------- result
 
 
-def _records(frame: pd.DataFrame) -> list[SimpleNamespace]:
-    """Rows as namespaces (attribute access, like ``itertuples``, with loose typing)."""
-    return [
-        SimpleNamespace(**{str(k): v for k, v in rec.items()}) for rec in frame.to_dict("records")
-    ]
-
-
 def _stars(p: Any) -> str:
     for cut, mark in STARS:
         if np.isfinite(p) and p < cut:
@@ -395,7 +387,7 @@ class ITTResult:
         rows = []
         for domain, grp in est.groupby("domain", sort=False):
             rows.append({"Outcome": str(domain).capitalize()})
-            for r in _records(grp):
+            for r in records(grp):
                 unit = " (%)" if r.type == "binary" else ""
                 row = {
                     "Outcome": f"  {r.label}{unit}",
@@ -911,7 +903,7 @@ class CACEResult:
     def table(self, *, title: str | None = None) -> Table:
         """Intent-to-treat and complier effects side by side, with the first stage."""
         rows = []
-        for r in _records(self._estimates):
+        for r in records(self._estimates):
             unit = " (%)" if r.type == "binary" else ""
             rows.append(
                 {
@@ -1291,7 +1283,7 @@ class SubgroupResult:
         est = self._estimates
         if ax is None:
             _, ax = plt.subplots(figsize=(6.5, 0.5 * len(est) + 1.2))
-        labels = [f"{r.label} | {r.subgroup}" for r in _records(est)]
+        labels = [f"{r.label} | {r.subgroup}" for r in records(est)]
         ypos = np.arange(len(est))[::-1]
         ax.errorbar(
             est["effect_size"],
@@ -1526,7 +1518,7 @@ class SensitivityResult:
     def table(self, *, title: str | None = None) -> Table:
         """Linear and nonlinear impact estimates side by side."""
         rows = []
-        for r in _records(self._estimates):
+        for r in records(self._estimates):
             unit = " (%)" if r.type == "binary" else ""
             rows.append(
                 {
@@ -1644,7 +1636,7 @@ def estimate_sensitivity(
     d = run.d
     rows = []
     notes: list[str] = []
-    for r, b in zip(_records(lin), run.builts, strict=True):
+    for r, b in zip(records(lin), run.builts, strict=True):
         o = metas[str(r.outcome)]
         sample_rows, y_raw, x = materialize(d, b)
         school_all = d.school[sample_rows]

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ from .errors import DesignError, DesignWarning, EstimationError
 from .estimate import default_covariates, estimate_itt
 from .outcomes import DEFAULT_CHRONIC_THRESHOLD, outcome_arrays
 from .privacy import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell
-from .results import Table
+from .results import Table, records
 from .schema import BASELINE_COVARIATES, COLUMNS, OUTCOMES, Outcome
 
 __all__ = [
@@ -373,7 +373,7 @@ class BaselineResult:
         k = check_min_cell(min_cell)
         rows = []
         suppressed = False
-        for r in self._rows.itertuples(index=False):
+        for r in records(self._rows):
             binary = r.kind in ("binary", "missing")
             scale = 100.0 if binary else 1.0
             spec = ".1f" if binary else ".3f"
@@ -539,7 +539,7 @@ def _small_row(r: Any, k: int) -> bool:
 
 def _omnibus_note(om: pd.DataFrame) -> str:
     parts = []
-    for r in om.itertuples(index=False):
+    for r in records(om):
         if not np.isfinite(r.p_value):
             continue
         if r.test == "randomization":
@@ -626,12 +626,12 @@ def _adjusted_differences(
     try:
         tab = run(list(columns))
         for n in columns:
-            r = tab.loc[n]
+            r = cast(pd.Series, tab.loc[n])
             out[n] = (float(r["estimate"]), float(r["std_error"]), float(r["p_value"]))
     except EstimationError:
         for n in columns:
             try:
-                r = run([n]).loc[n]
+                r = cast(pd.Series, run([n]).loc[n])
                 out[n] = (float(r["estimate"]), float(r["std_error"]), float(r["p_value"]))
             except EstimationError as exc:
                 notes.append(f"{_label(n)}: adjusted difference not computed ({exc}).")
@@ -1096,7 +1096,10 @@ def _lookup(overall: float, boundary: str) -> tuple[float, bool, str]:
     rows = f"{lo}%" if lo == hi else f"{lo}-{hi}%"
     if hi not in tab.index:
         return np.nan, True, rows
-    val = min(float(tab.at[lo, "max_differential"]), float(tab.at[hi, "max_differential"]))
+    val = min(
+        float(cast(float, tab.at[lo, "max_differential"])),
+        float(cast(float, tab.at[hi, "max_differential"])),
+    )
     confirmed = bool(tab.at[lo, "confirmed"]) and bool(tab.at[hi, "confirmed"])
     return val, confirmed, rows
 
@@ -1223,7 +1226,7 @@ class AttritionResult:
         rows = []
         suppressed = False
         unconfirmed = False
-        for r in self._rows.itertuples(index=False):
+        for r in records(self._rows):
             lost = (
                 r.n_randomized_treatment - r.n_analytic_treatment,
                 r.n_randomized_control - r.n_analytic_control,
@@ -1318,7 +1321,7 @@ class AttritionResult:
                 )
         r = self._rows
         markers = "osD^vP*Xh<>p"
-        for i, row in enumerate(r.itertuples(index=False)):
+        for i, row in enumerate(records(r)):
             ax.scatter(
                 [row.overall_attrition],
                 [row.differential_attrition],
@@ -1674,7 +1677,7 @@ class WWCReview:
         att = self.attrition.to_frame().set_index("outcome")
         rows = []
         hidden: set[str] = set()
-        for r in self._rows.itertuples(index=False):
+        for r in records(self._rows):
             a = att.loc[r.outcome]
             lost = (
                 a["n_randomized_treatment"] - a["n_analytic_treatment"],
@@ -1716,7 +1719,7 @@ class WWCReview:
             "Benjamini-Hochberg adjustment within domain) or substantively important "
             "(|ES| >= 0.25), otherwise indeterminate.",
         ]
-        for r in self._rows.itertuples(index=False):
+        for r in records(self._rows):
             reasons = list(self._reasons[r.outcome])
             if r.outcome in hidden:
                 # the first reason quotes the attrition figures the table suppresses
@@ -1933,8 +1936,8 @@ def wwc_review(
     baselines: dict[str, BaselineResult] = {}
     reasons: dict[str, tuple[str, ...]] = {}
     for o in metas:
-        a = att_rows.loc[o.name]
-        imp = itt.loc[o.name]
+        a = cast(pd.Series, att_rows.loc[o.name])
+        imp = cast(pd.Series, itt.loc[o.name])
         adj = [c.strip() for c in str(imp["covariates"]).split(",") if c.strip()]
         try:
             be = baseline_equivalence(
@@ -2074,7 +2077,7 @@ def _review_row(
             statuses.append("not computed")
             details.append(f"'{c}' is not in the data")
             continue
-        r = eq_rows.loc[c]
+        r = cast(pd.Series, eq_rows.loc[c])
         statuses.append(str(r["equivalence"]))
         es = float(r["effect_size"])
         if np.isfinite(es) and not (np.isfinite(es_req) and abs(es_req) >= abs(es)):

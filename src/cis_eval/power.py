@@ -69,7 +69,7 @@ from scipy import optimize, stats
 
 from ._typing import BoolArray, FloatArray, check_option, rng_from
 from .errors import DesignError
-from .results import Table
+from .results import Table, records
 
 __all__ = [
     "APPROXIMATIONS",
@@ -940,7 +940,7 @@ class PowerResult:
             k = int((f["effect_size"] != 0).sum())
             of = "" if k == m else f" of the {k} with an effect"
             extra = []
-            for rec in self._definitions.itertuples(index=False):
+            for rec in records(self._definitions):
                 if rec.definition == "individual_mean":
                     label = "Mean individual power" + ("" if k == m else f" ({k} with an effect)")
                 elif rec.definition == "complete":

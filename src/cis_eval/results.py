@@ -9,11 +9,23 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Table"]
+__all__ = ["Table", "records"]
+
+
+def records(frame: pd.DataFrame) -> list[SimpleNamespace]:
+    """The rows of a frame as namespaces: attribute access like ``itertuples``.
+
+    The values keep their Python or numpy types; result classes use this to lay out their
+    presentation tables.
+    """
+    return [
+        SimpleNamespace(**{str(k): v for k, v in rec.items()}) for rec in frame.to_dict("records")
+    ]
 
 
 def _fmt(value: object, spec: str) -> str:
