@@ -30,7 +30,7 @@ install: $(STAMP) ## create .venv and install cis_eval with its test, book and b
 demo: $(STAMP) ## validate and analyse the shipped synthetic trial; write output/demo/report.html
 	$(BIN)/cis-eval demo --data data/synthetic --out output/demo
 
-test: $(STAMP) lint ## install, lint and run the whole test suite (slow checks included)
+test: $(STAMP) lint typecheck ## install, lint, type-check and run the whole test suite (slow checks included)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff lint and format check
@@ -41,8 +41,7 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix src tests analysis benchmarks
 	$(BIN)/ruff format src tests analysis benchmarks
 
-typecheck: $(STAMP) ## mypy on the package
-	$(BIN)/python -m pip install --quiet mypy pandas-stubs
+typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
 
 data: $(STAMP) ## regenerate data/synthetic from its recorded seed
