@@ -495,7 +495,7 @@ class BaselineResult:
             handles=handles,
             frameon=False,
             fontsize=7,
-            ncol=4,
+            ncol=2,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.13),
         )
