@@ -71,3 +71,32 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_written_files_are_readable_by_others(tmp_path):
     path = ce.io.write_text(tmp_path / "r.md", "x")
     assert oct(path.stat().st_mode & 0o044) == oct(0o044)
+
+
+def test_messages_name_the_exports_own_column_after_a_column_map(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("ID,School,Grade Level,Assigned\ns1,A,6,1\ns2,A,13,0\n")
+    frame = ce.load(
+        path,
+        column_map={
+            "ID": "student_id",
+            "School": "school_id",
+            "Grade Level": "grade",
+            "Assigned": "treatment",
+        },
+    )
+    report = ce.validate(frame, raise_on_error=False)
+    grade = next(p for p in report.errors if p.column and "grade" in p.column)
+    assert grade.column == "Grade Level (grade)" and grade.rows == (3,)
+    assert "export.csv: column 'Grade Level (grade)'" in str(grade)
+
+
+def test_verify_assignment_accepts_a_roster_read_back_from_a_file(tmp_path):
+    roster = pd.DataFrame({"student_id": list("abcdefgh"), "school_id": list("AAAABBBB")})
+    lottery = ce.assign(roster, seed=4)
+    ce.write_table(lottery.to_frame(), tmp_path / "assigned.csv")
+    back = ce.load(tmp_path / "assigned.csv")
+    assert ce.verify_assignment(back, lottery.audit)
+    tampered = back.copy()
+    tampered.loc[0, "treatment"] = "0" if tampered.loc[0, "treatment"] == "1" else "1"
+    assert not ce.verify_assignment(tampered, lottery.audit)

@@ -259,6 +259,14 @@ def verify_assignment(students: pd.DataFrame, audit: Mapping[str, Any]) -> bool:
     same_roster = rerun.audit["roster_sha256"] == audit["roster_sha256"]
     same_draw = rerun.audit["assignment_sha256"] == audit["assignment_sha256"]
     if "treatment" in students.columns:
-        recorded = students["treatment"].to_numpy()
-        same_draw = same_draw and bool(np.array_equal(recorded, rerun.data["treatment"].to_numpy()))
+        # a roster read back from a file has the assignment as text ("1"/"0")
+        recorded = pd.to_numeric(students["treatment"].astype("string"), errors="coerce")
+        if recorded.isna().any():
+            raise ValueError(
+                f"column 'treatment': {int(recorded.isna().sum())} value(s) are not 0 or 1; "
+                "the recorded assignment cannot be checked"
+            )
+        same_draw = same_draw and bool(
+            np.array_equal(recorded.to_numpy(dtype=float), rerun.data["treatment"].to_numpy())
+        )
     return bool(same_roster and same_draw)

@@ -266,4 +266,6 @@ def load(
         source = frame.attrs["source"]
         frame = frame.rename(columns=dict(column_map))
         frame.attrs["source"] = source
+        # validation names the user's own column beside the contract's
+        frame.attrs["renamed"] = {new: old for old, new in column_map.items()}
     return frame

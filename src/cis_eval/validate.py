@@ -111,9 +111,16 @@ class ValidationReport:
 class _Checker:
     """Collects problems for one table."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, renamed: dict[str, str] | None = None) -> None:
         self.source = source
+        self.renamed = renamed or {}
         self.problems: list[Problem] = []
+
+    def _column(self, column: str | None) -> str | None:
+        # a column renamed by a column map is shown under the file's own name too
+        if column in self.renamed:
+            return f"{self.renamed[column]} ({column})"
+        return column
 
     def add(
         self,
@@ -123,6 +130,7 @@ class _Checker:
         expected: str,
         severity: str = "error",
     ) -> None:
+        column = self._column(column)
         if mask is None:
             self.problems.append(Problem(self.source, column, (), 0, message, expected, severity))
             return
@@ -481,7 +489,7 @@ def validate(
             continue
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-        ck = _Checker(src or frame.attrs.get("source") or name)
+        ck = _Checker(src or frame.attrs.get("source") or name, frame.attrs.get("renamed"))
         checkers[name] = ck
         typed[name] = _typed(frame, name, ck)
     year = None
