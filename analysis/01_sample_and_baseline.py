@@ -14,7 +14,6 @@ Run it alone with ``python analysis/01_sample_and_baseline.py``, or the whole pi
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +24,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # this step draws no random numbers
 DPI = 150
 PROGRAM_COLOUR, CONTROL_COLOUR = "#00597c", "#9fc3d4"
@@ -34,7 +32,7 @@ PROGRAM_COLOUR, CONTROL_COLOUR = "#00597c", "#9fc3d4"
 
 def describe_trial(data: Path = DATA) -> ce.TrialSummary:
     """Load and validate the three tables, then describe the trial."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     return ce.describe(checked.students, checked.contacts)
 
 
@@ -71,7 +69,7 @@ def sample_table(frame: pd.DataFrame) -> ce.Table:
     )
 
 
-def sample_figure(frame: pd.DataFrame) -> bytes:
+def sample_figure(frame: pd.DataFrame) -> Figure:
     """Stacked bars of program and control students per school, as PNG bytes."""
     shown = frame.sort_values(["students", "school_id"])
     fig = Figure(figsize=(8, 3.6))
@@ -84,10 +82,7 @@ def sample_figure(frame: pd.DataFrame) -> bytes:
     ax.set_title("Students randomized, by school and research group")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
@@ -105,8 +100,7 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
             out / "01_baseline_by_arm.md", summary.tables()["baseline"].to_markdown()
         ),
     }
-    with ce.io.atomic_write(out / "01_sample_by_school.png", "wb") as fh:
-        fh.write(sample_figure(sample))
+    ce.write_figure(sample_figure(sample), out / "01_sample_by_school.png", dpi=DPI)
     paths["sample_png"] = out / "01_sample_by_school.png"
     return paths
 

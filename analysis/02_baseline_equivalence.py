@@ -24,7 +24,6 @@ Run it alone with ``python analysis/02_baseline_equivalence.py``, or the whole p
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +34,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = 20130702  # seed of the randomization test's permutations (the same for every sample)
 PERMUTATIONS = 2000  # within-school re-runs of the lottery per outcome sample
 BASIS = "adjusted"  # the within-school difference decides the WWC category
@@ -74,7 +72,7 @@ def markdown(results: dict[str, ce.BaselineResult]) -> str:
     return "\n".join(r.table().to_markdown() for r in results.values())
 
 
-def love_figure(result: ce.BaselineResult) -> bytes:
+def love_figure(result: ce.BaselineResult) -> Figure:
     """Love plot of one analytic sample, as PNG bytes."""
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.subplots()
@@ -95,15 +93,12 @@ def love_figure(result: ce.BaselineResult) -> bytes:
         fontsize=10,
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's tables and figure into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     results = equivalence(checked.students)
     rows, tests = stacked(results)
     paths = {
@@ -111,8 +106,9 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
         "omnibus_csv": ce.write_table(tests, out / "02_baseline_omnibus.csv"),
         "baseline_md": ce.io.write_text(out / "02_baseline_equivalence.md", markdown(results)),
     }
-    with ce.io.atomic_write(out / "02_baseline_equivalence.png", "wb") as fh:
-        fh.write(love_figure(results[FIGURE_OUTCOME]))
+    ce.write_figure(
+        love_figure(results[FIGURE_OUTCOME]), out / "02_baseline_equivalence.png", dpi=DPI
+    )
     paths["baseline_png"] = out / "02_baseline_equivalence.png"
     return paths
 

@@ -26,7 +26,6 @@ Run it alone with ``python analysis/03_attrition.py``, or the whole pipeline wit
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -37,8 +36,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # this step draws no random numbers
 BOUNDARY = "cautious"  # WWC attrition boundary for dropout-prevention outcomes
 RANDOMIZATION_INTACT = True  # the lottery's audit trail verifies (see ce.verify_assignment)
@@ -55,7 +53,7 @@ def review(students: pd.DataFrame) -> ce.WWCReview:
     return ce.wwc_review(students, boundary=BOUNDARY, randomization_intact=RANDOMIZATION_INTACT)
 
 
-def attrition_figure(result: ce.AttritionResult) -> bytes:
+def attrition_figure(result: ce.AttritionResult) -> Figure:
     """Each outcome's attrition against the WWC boundaries, as PNG bytes."""
     fig = Figure(figsize=(7.5, 4.4))
     ax = fig.subplots()
@@ -65,15 +63,12 @@ def attrition_figure(result: ce.AttritionResult) -> bytes:
         fontsize=10,
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's tables and figure into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     att = attrition(checked.students)
     rating = review(checked.students)
     paths = {
@@ -82,8 +77,7 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
         "review_csv": ce.write_table(rating.to_frame(), out / "03_wwc_review.csv"),
         "review_md": ce.io.write_text(out / "03_wwc_review.md", rating.table().to_markdown()),
     }
-    with ce.io.atomic_write(out / "03_attrition.png", "wb") as fh:
-        fh.write(attrition_figure(att))
+    ce.write_figure(attrition_figure(att), out / "03_attrition.png", dpi=DPI)
     paths["attrition_png"] = out / "03_attrition.png"
     return paths
 

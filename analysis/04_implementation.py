@@ -30,7 +30,6 @@ Run it alone with ``python analysis/04_implementation.py``, or the whole pipelin
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
@@ -40,8 +39,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # this step draws no random numbers
 CASELOAD_GUIDE = "standard"  # practice guide: 50-100 students with lighter needs
 THRESHOLDS = (1, 10, 19, 30)  # receipt thresholds (at least k Level 2 contacts)
@@ -70,7 +68,7 @@ def implementation(checked: ce.ValidationReport) -> ce.FidelityResult:
     )
 
 
-def implementation_figure(result: ce.FidelityResult) -> bytes:
+def implementation_figure(result: ce.FidelityResult) -> Figure:
     """Three panels: contacts per student, schools against the benchmark, weekly contacts."""
     fig = Figure(figsize=(11, 6.4))
     grid = fig.add_gridspec(2, 2, width_ratios=(1.15, 1))
@@ -87,15 +85,12 @@ def implementation_figure(result: ce.FidelityResult) -> bytes:
         "Implementation of Level 2 case management (synthetic data)", fontsize=11, x=0.01, ha="left"
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's tables and figure into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     result = implementation(checked)
     paths: dict[str, Path] = {}
     for level, name in LEVELS.items():
@@ -103,8 +98,7 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
         paths[f"{level}_md"] = ce.io.write_text(
             out / f"{name}.md", result.table(level).to_markdown()
         )
-    with ce.io.atomic_write(out / "04_implementation.png", "wb") as fh:
-        fh.write(implementation_figure(result))
+    ce.write_figure(implementation_figure(result), out / "04_implementation.png", dpi=DPI)
     paths["implementation_png"] = out / "04_implementation.png"
     return paths
 

@@ -20,7 +20,6 @@ Run it alone with ``python analysis/05_impacts.py``, or the whole pipeline with
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +30,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = 20130701  # seed of the randomization-inference permutations
 PERMUTATIONS = 10_000  # within-school re-runs of the lottery
 SE_TYPE = "HC2"
@@ -44,7 +42,7 @@ DPI = 150
 
 def load_students(data: Path = DATA) -> ce.ValidationReport:
     """Load and validate the three tables of the trial."""
-    return ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    return ce.load_trial(data)
 
 
 def impacts(checked: ce.ValidationReport) -> ce.ITTResult:
@@ -68,7 +66,7 @@ def significant(frame: pd.DataFrame, digits: int = SENSITIVITY_DIGITS) -> pd.Dat
     return out
 
 
-def forest_figure(itt: ce.ITTResult) -> bytes:
+def forest_figure(itt: ce.ITTResult) -> Figure:
     """Forest plot of effect sizes (right of zero = favourable), as PNG bytes."""
     fig = Figure(figsize=(7.5, 3.8))
     ax = fig.subplots()
@@ -79,10 +77,7 @@ def forest_figure(itt: ce.ITTResult) -> bytes:
         fontsize=10,
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
@@ -100,8 +95,7 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
             out / "05_sensitivity.md", sensitivity.table().to_markdown()
         ),
     }
-    with ce.io.atomic_write(out / "05_impacts.png", "wb") as fh:
-        fh.write(forest_figure(itt))
+    ce.write_figure(forest_figure(itt), out / "05_impacts.png", dpi=DPI)
     paths["impacts_png"] = out / "05_impacts.png"
     return paths
 

@@ -27,8 +27,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # this step draws no random numbers
 SE_TYPE = "HC2"
 # split column -> reader's name; "gender" is made from the 0/1 column "female" below
@@ -79,7 +78,7 @@ def markdown(results: dict[str, ce.SubgroupResult]) -> str:
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's tables into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     results = subgroups(checked.students)
     estimates, tests = tidy(results)
     return {

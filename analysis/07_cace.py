@@ -17,7 +17,6 @@ Run it alone with ``python analysis/07_cace.py``, or the whole pipeline with
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
@@ -27,8 +26,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # this step draws no random numbers
 MIN_CONTACTS = 1  # Level 2 contacts that make a student "served"
 TIER = 2  # case-managed (Level 2) contacts
@@ -49,7 +47,7 @@ def cace(checked: ce.ValidationReport, outcomes: tuple[str, ...] | None = None) 
     )
 
 
-def cace_figure(result: ce.CACEResult) -> bytes:
+def cace_figure(result: ce.CACEResult) -> Figure:
     """ITT and CACE estimates with confidence intervals, as PNG bytes."""
     fig = Figure(figsize=(7.5, 3.0))
     ax = fig.subplots()
@@ -60,22 +58,18 @@ def cace_figure(result: ce.CACEResult) -> bytes:
         fontsize=10,
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's table and figure into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     result = cace(checked)
     paths = {
         "cace_csv": ce.write_table(result.to_frame(), out / "07_cace.csv"),
         "cace_md": ce.io.write_text(out / "07_cace.md", result.table().to_markdown()),
     }
-    with ce.io.atomic_write(out / "07_cace.png", "wb") as fh:
-        fh.write(cace_figure(cace(checked, FIGURE_OUTCOMES)))
+    ce.write_figure(cace_figure(cace(checked, FIGURE_OUTCOMES)), out / "07_cace.png", dpi=DPI)
     paths["cace_png"] = out / "07_cace.png"
     return paths
 

@@ -21,7 +21,6 @@ Run it alone with ``python analysis/08_power.py``, or the whole pipeline with
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,7 @@ import cis_eval as ce
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "synthetic"  # the shipped synthetic trial
 OUT = ROOT / "analysis" / "output"
-TABLES = ("students", "contacts", "coordinators")
-INPUTS = tuple(DATA / f"{name}.csv" for name in TABLES)
+INPUTS = tuple(DATA / f"{name}.csv" for name in ce.io.TABLE_NAMES)
 SEED = None  # analytic formulas: no random numbers are drawn
 MODEL = "constant"  # school fixed effects, the same impact in every school
 ALPHA = 0.05
@@ -119,7 +117,7 @@ def markdown(all_schools: ce.PowerResult, high: ce.PowerResult) -> str:
     return "\n".join(parts)
 
 
-def power_figure(all_schools: ce.PowerResult, d: dict) -> bytes:
+def power_figure(all_schools: ce.PowerResult, d: dict) -> Figure:
     """Power against the true effect (binary outcomes) and MDES against schools, as PNG."""
     fig = Figure(figsize=(9, 3.8))
     left, right = fig.subplots(1, 2)
@@ -154,15 +152,12 @@ def power_figure(all_schools: ce.PowerResult, d: dict) -> bytes:
     all_schools.plot(ax=right, by="schools")
     right.set_title("MDES against the number of schools", fontsize="medium")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the file depends on the numbers, not on the writer.
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
     """Write the step's table and figure into ``out``; return name -> path."""
-    checked = ce.validate(*(ce.load(data / f"{name}.csv") for name in TABLES))
+    checked = ce.load_trial(data)
     all_schools, high, d = results(checked.students)
     frame = pd.concat([all_schools.to_frame(), high.to_frame()], ignore_index=True)
     order = {o.name: k for k, o in enumerate(ce.OUTCOMES)}
@@ -171,8 +166,7 @@ def main(out: Path = OUT, data: Path = DATA) -> dict[str, Path]:
         "power_csv": ce.write_table(frame, out / "08_power.csv"),
         "power_md": ce.io.write_text(out / "08_power.md", markdown(all_schools, high)),
     }
-    with ce.io.atomic_write(out / "08_power.png", "wb") as fh:
-        fh.write(power_figure(all_schools, d))
+    ce.write_figure(power_figure(all_schools, d), out / "08_power.png", dpi=DPI)
     paths["power_png"] = out / "08_power.png"
     return paths
 

@@ -100,3 +100,32 @@ def test_verify_assignment_accepts_a_roster_read_back_from_a_file(tmp_path):
     tampered = back.copy()
     tampered.loc[0, "treatment"] = "0" if tampered.loc[0, "treatment"] == "1" else "1"
     assert not ce.verify_assignment(tampered, lottery.audit)
+
+
+def test_write_figure_is_atomic_and_deterministic(tmp_path):
+    from matplotlib.figure import Figure
+
+    def draw():
+        fig = Figure(figsize=(3, 2))
+        fig.subplots().plot([0, 1, 2], [1, 0, 1])
+        return fig
+
+    a = ce.write_figure(draw(), tmp_path / "a.png")
+    b = ce.write_figure(draw(), tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes()[:4] == b"\x89PNG"
+    assert b"matplotlib" not in a.read_bytes()  # no software name in the file
+    svg = ce.write_figure(draw(), tmp_path / "c.svg").read_text()
+    assert "<svg" in svg and "<dc:date>" not in svg
+    with pytest.raises(ce.errors.CisEvalError, match=r"\.png or \.svg"):
+        ce.write_figure(draw(), tmp_path / "d.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.svg"]
+
+
+def test_load_trial_reads_a_folder_and_names_a_missing_roster(tmp_path, small_trial):
+    ce.write_trial(small_trial, tmp_path)
+    checked = ce.load_trial(tmp_path)
+    assert len(checked.students) == len(small_trial.students)
+    assert len(checked.contacts) == len(small_trial.contacts)
+    (tmp_path / "students.csv").unlink()
+    with pytest.raises(DataValidationError, match="no students table in this folder"):
+        ce.load_trial(tmp_path)

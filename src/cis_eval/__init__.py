@@ -50,7 +50,7 @@ from .integrity import (
     wwc_clustering_correction,
     wwc_review,
 )
-from .io import load, write_table, write_trial
+from .io import load, load_trial, write_figure, write_table, write_trial
 from .outcomes import derive_outcomes
 from .power import PowerResult, mdes, power, sample_size
 from .privacy import suppress
@@ -108,6 +108,7 @@ __all__ = [
     "fidelity",
     "io",
     "load",
+    "load_trial",
     "max_differential_attrition",
     "mdes",
     "power",
@@ -120,6 +121,7 @@ __all__ = [
     "suppress",
     "validate",
     "verify_assignment",
+    "write_figure",
     "write_table",
     "write_trial",
     "wwc_clustering_correction",

@@ -219,9 +219,8 @@ DEMO_SECTIONS.append(_demo_power)
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the main job on the shipped synthetic trial and write a report."""
-    from .io import load, write_text
+    from .io import load_trial, write_text
     from .report import Report
-    from .validate import validate
 
     data = Path(args.data)
     if not (data / "students.csv").is_file():
@@ -229,13 +228,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{data}: no students.csv here; pass --data with the folder of the "
             "synthetic trial (data/synthetic in the repository)"
         )
-    frames = {
-        n: load(data / f"{n}.csv") if (data / f"{n}.csv").is_file() else None
-        for n in ("students", "contacts", "coordinators")
-    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        valid = validate(frames["students"], frames["contacts"], frames["coordinators"])
+        valid = load_trial(data)
     out = Path(args.out)
     report = Report("cis_eval demo: a synthetic Communities In Schools trial")
     report.note(
@@ -437,7 +432,7 @@ def cmd_power(args: argparse.Namespace) -> int:
     """Minimum detectable effect, power or required sample size of a blocked trial."""
     from matplotlib.figure import Figure
 
-    from .io import atomic_write, write_table
+    from .io import write_figure, write_table
     from .power import mdes, power, sample_size
 
     sizes = _school_sizes(args.students_per_school)
@@ -513,9 +508,7 @@ def cmd_power(args: argparse.Namespace) -> int:
         left, right = fig.subplots(1, 2)
         result.plot(left, by="schools")
         result.plot(right, by="students_per_school")
-        with atomic_write(out / "power_curve.png", "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
-        paths.append(out / "power_curve.png")
+        paths.append(write_figure(fig, out / "power_curve.png", dpi=120))
         print("Wrote " + ", ".join(str(p) for p in paths) + ".")
     return EXIT_OK
 
@@ -764,21 +757,6 @@ REGISTRARS.append(_register_fidelity)
 # ----------------------------------------------------------------------------- estimate
 
 
-def _figure_bytes(fig: Any, fmt: str) -> bytes:
-    """A matplotlib figure as PNG or SVG bytes, with no date in the file."""
-    import io
-
-    import matplotlib as mpl
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    meta = {"Software": None} if fmt == "png" else {"Date": None}
-    with mpl.rc_context({"svg.hashsalt": "cis_eval"}):
-        fig.savefig(buf, format=fmt, bbox_inches="tight", dpi=150, metadata=meta)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _write_table(folder: Path, name: str, table: Any) -> None:
     from .io import write_text
 
@@ -799,7 +777,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from .estimate import estimate_cace, estimate_itt, estimate_subgroups
-    from .io import atomic_write
+    from .io import write_figure, write_table
 
     report = _load_validated(args)
     if report.students is None:
@@ -828,12 +806,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             **options,
         )
         _write_table(out, "impacts", itt.table())
-        with atomic_write(out / "impacts_tidy.csv") as fh:
-            itt.to_frame().to_csv(fh, index=False, float_format="%.10g", lineterminator="\n")
+        write_table(itt.to_frame(), out / "impacts_tidy.csv")
         fig, ax = plt.subplots(figsize=(7, 4))
         itt.plot(ax=ax)
-        with atomic_write(out / "impacts.png", "wb") as fh:
-            fh.write(_figure_bytes(fig, "png"))
+        write_figure(fig, out / "impacts.png")
+        plt.close(fig)
         print(itt.table().to_text())
         if report.contacts is not None:
             cace = estimate_cace(
@@ -976,7 +953,7 @@ def cmd_integrity(args: argparse.Namespace) -> int:
     """Baseline equivalence, attrition and a WWC-standards rating of each outcome."""
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write
+    from .io import write_figure
     from .privacy import check_min_cell
 
     try:
@@ -1018,14 +995,11 @@ def cmd_integrity(args: argparse.Namespace) -> int:
                 _write_table(
                     out, f"baseline_equivalence_{outcome}", result.table(min_cell=min_cell)
                 )
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        baseline.plot(ax=ax)
-        with atomic_write(out / "love_plot.png", "wb") as fh:
-            fh.write(_figure_bytes(fig, "png"))
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        review.attrition.plot(ax=ax)
-        with atomic_write(out / "attrition.png", "wb") as fh:
-            fh.write(_figure_bytes(fig, "png"))
+        for name, draw in (("love_plot", baseline.plot), ("attrition", review.attrition.plot)):
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            draw(ax=ax)
+            write_figure(fig, out / f"{name}.png")
+            plt.close(fig)
         print(f"Tables and figures written to {out}/")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -1159,7 +1133,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
     from .diagnose import Design, diagnose
-    from .io import atomic_write, write_table
+    from .io import write_figure, write_table
 
     effects = _name_values(args.effect, "--effect")
     if any(len(v) != 1 for v in effects.values()):
@@ -1197,8 +1171,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         left, right = fig.subplots(1, 2)
         result.plot(left, diagnosand="power")
         result.plot(right, diagnosand="coverage")
-        with atomic_write(out / "diagnosis.png", "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120, metadata={"Software": None})
+        write_figure(fig, out / "diagnosis.png", dpi=120)
         print(f"\nTables and figure written to {out}/")
     return EXIT_OK
 

@@ -21,13 +21,19 @@ import pandas as pd
 from .errors import CisEvalError, DataValidationError, Problem
 
 __all__ = [
+    "TABLE_NAMES",
     "atomic_write",
     "load",
+    "load_trial",
     "read_table",
+    "write_figure",
     "write_table",
     "write_text",
     "write_trial",
 ]
+
+TABLE_NAMES = ("students", "contacts", "coordinators")
+"""The three tables of the data contract, as file stems in a trial's folder."""
 
 READERS = {
     ".csv": "csv",
@@ -130,9 +136,107 @@ def write_trial(trial: Any, folder: str | os.PathLike[str]) -> dict[str, Path]:
     """
     folder = Path(folder)
     return {
-        name: write_table(getattr(trial, name), folder / f"{name}.csv")
-        for name in ("students", "contacts", "coordinators")
+        name: write_table(getattr(trial, name), folder / f"{name}.csv") for name in TABLE_NAMES
     }
+
+
+def write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
+    """Write a matplotlib figure atomically as PNG or SVG, chosen by the extension.
+
+    The file carries no software name or date, so it changes only when the figure does
+    (committed figures and executed pages give clean diffs).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure (left open; close it yourself if it came from pyplot).
+    path : path-like
+        A ``.png`` or ``.svg`` file.
+    dpi : int, default 150
+        Resolution of PNG files.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import matplotlib as mpl
+
+    target = Path(path)
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise CisEvalError(f"{target.name}: figures are written as .png or .svg files")
+    meta: dict[str, Any] = {"Software": None} if fmt == "png" else {"Date": None}
+    with atomic_write(target, "wb") as fh, mpl.rc_context({"svg.hashsalt": "cis_eval"}):
+        fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+    return target
+
+
+def load_trial(
+    folder: str | os.PathLike[str],
+    *,
+    column_map: Mapping[str, Mapping[str, str]] | None = None,
+    school_year: tuple[str, str] | None = None,
+) -> Any:
+    """Read and validate a trial's tables from one folder.
+
+    Reads ``students``, ``contacts`` and ``coordinators`` (each ``.csv``, ``.xlsx`` or
+    ``.parquet``; only ``students`` is required) and checks them together against the
+    data contract.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder holding the files, e.g. ``data/synthetic``.
+    column_map : mapping, optional
+        Per table, the export's column names -> the contract's names.
+    school_year : (str, str), optional
+        First and last day of the school year, for checking contact dates.
+
+    Returns
+    -------
+    ValidationReport
+        The typed tables (``.students``, ``.contacts``, ``.coordinators``) and any
+        warnings.
+
+    Raises
+    ------
+    DataValidationError
+        If the folder has no students table, or the data break the contract.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import cis_eval as ce
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = ce.write_trial(ce.simulate(seed=1, n_students=200, n_schools=4), folder)
+    >>> len(ce.load_trial(folder).students)
+    200
+    """
+    from .validate import validate
+
+    base = Path(folder)
+    frames: dict[str, pd.DataFrame | None] = {}
+    for name in TABLE_NAMES:
+        found = [base / f"{name}{ext}" for ext in (".csv", ".xlsx", ".parquet")]
+        path = next((f for f in found if f.is_file()), None)
+        cmap = (column_map or {}).get(name)
+        frames[name] = load(path, column_map=cmap) if path is not None else None
+    if frames["students"] is None:
+        raise DataValidationError(
+            [
+                Problem(
+                    base.name or str(base),
+                    None,
+                    (),
+                    0,
+                    "no students table in this folder",
+                    "a students.csv, students.xlsx or students.parquet file",
+                )
+            ]
+        )
+    return validate(
+        frames["students"], frames["contacts"], frames["coordinators"], school_year=school_year
+    )
 
 
 def _excel_text(value: Any) -> Any:
