@@ -225,44 +225,57 @@ def prepare(
         return a if identity else a[order]
 
     zs = sort(z)
-    columns: list[FloatArray] = [zs]
+    # Each column of ``w`` with its centre: NaN (a missing outcome) counts as 0, a missing
+    # covariate as the mean of the observed values (its indicator carries the difference).
+    columns: list[tuple[FloatArray, float]] = [(zs, float(zs.mean()))]
     names_w = ["z"]
     ys: dict[str, FloatArray] = {}
     for o in outcomes:
         raw = derived[o.name] if o.name in derived else numeric(data, o.name, "outcome")
         # Binary outcomes in percentage points: the LPM coefficient times 100.
-        ys[o.name] = sort(raw * 100.0 if o.type == "binary" else raw)
-        columns.append(np.nan_to_num(ys[o.name]))
+        y = sort(raw * 100.0 if o.type == "binary" else raw)
+        ys[o.name] = y
+        gaps = np.isnan(y)
+        col = np.where(gaps, 0.0, y) if gaps.any() else y
+        columns.append((col, float(col.mean())))
         names_w.append(f"y:{o.name}")
     cov_mean: dict[str, float] = {}
     cov_missing: dict[str, BoolArray] = {}
     for c in sorted(covariates):
         v = sort(numeric(data, c, "covariate"))
         miss = np.isnan(v)
-        mean = float(v[~miss].mean()) if (~miss).any() else 0.0
-        filled = np.where(miss, mean, v)
+        has_missing = bool(miss.any())
+        if has_missing:
+            mean = float(np.nanmean(v)) if not miss.all() else 0.0
+            filled = np.where(miss, mean, v)
+        else:
+            mean, filled = float(v.mean()), v
         cov_mean[c], cov_missing[c] = mean, miss
-        columns.append(filled)
+        columns.append((filled, mean))
         names_w.append(f"x:{c}")
-        if miss.any():
-            columns.append(miss.astype(float))
+        if has_missing:
+            indicator = miss.astype(float)
+            columns.append((indicator, float(indicator.mean())))
             names_w.append(f"m:{c}")
         if lin:
-            columns.append(zs * filled)
+            zx = zs * filled
+            columns.append((zx, float(zx.mean())))
             names_w.append(f"zx:{c}")
-            if miss.any():
-                columns.append(zs * miss)
+            if has_missing:
+                zm = zs * miss
+                columns.append((zm, float(zm.mean())))
                 names_w.append(f"zm:{c}")
     ex = {k: sort(np.asarray(v, dtype=float)) for k, v in (extra or {}).items()}
     for k, v in ex.items():
-        columns.append(np.nan_to_num(v))
+        col = np.where(np.isnan(v), 0.0, v)
+        columns.append((col, float(col.mean())))
         names_w.append(f"e:{k}")
-    center = np.array([col.mean() for col in columns])
+    center = np.array([m for _, m in columns])
     # Fill column by column in Fortran order (contiguous writes), then one copy to rows:
     # the engine's pass over chunks of rows is faster on row-major data.
     wf = np.empty((zs.size, len(columns)), order="F")
-    for j, column in enumerate(columns):
-        np.subtract(column, center[j], out=wf[:, j])
+    for j, (column, m) in enumerate(columns):
+        np.subtract(column, m, out=wf[:, j])
     w = np.ascontiguousarray(wf)
     del wf
     cl = None

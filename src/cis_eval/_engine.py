@@ -39,7 +39,9 @@ and makes HC2 undefined (infinite) otherwise.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,9 @@ CR2_EIGEN_TOL = 1e-12
 EXACT_TOL = 1e-10
 # Rows per chunk of the residual pass (whole cells), so each chunk stays in cache.
 CHUNK_ROWS = 1 << 12
+# Threads for the residual pass, used from this many rows up (below, threads cost more).
+WORKERS = min(2, os.cpu_count() or 1)
+PARALLEL_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,71 +430,102 @@ def _pass(
     sum_sq = np.zeros((k_tot, n_prob))
     sum_sq[np.arange(k_tot), block_of_u] = 1.0
     rows_all: BoolArray = np.column_stack([pr.rows for pr in problems]).astype(bool)
-    hc0 = np.zeros(n_prob)
-    hc2 = np.zeros(n_prob)
-    exact_influential = np.zeros(n_prob, dtype=bool)
     a_scale = np.abs(a_cell).max(axis=0) if a_cell.size else np.zeros(n_prob)
-    cl_sum = None
+    n_clusters = 0
     cluster_of_cell = None
     if clusters is not None:
-        cl_sum = np.zeros((int(clusters.max()) + 1, n_prob))
+        n_clusters = int(clusters.max()) + 1
         # Clusters made of whole cells (schools clustering school or school-by-arm cells):
         # sum by cell within a chunk, then add each cell's sum to its cluster.
         cand = clusters[design.starts]
         if np.array_equal(clusters, np.repeat(cand, design.sizes)):
             cluster_of_cell = cand
-    arrays: dict[str, list[list[FloatArray]]] = {
-        key: [[] for _ in range(n_prob)] for key in ("a", "e", "h", "x")
-    }
-    for lo, hi, c0, c1 in design.chunks:
-        mask = rows_all[lo:hi]
-        if not mask.any():
-            continue
-        sz = design.sizes[c0:c1]
-        proj = w[lo:hi] @ comb
-        proj -= np.repeat(means_comb[c0:c1], sz, axis=0)
-        e = np.where(mask, proj[:, :n_prob], 0.0)
-        a = np.where(mask, proj[:, n_prob : 2 * n_prob] + np.repeat(a_cell[c0:c1], sz, axis=0), 0.0)
-        u = proj[:, 2 * n_prob : 2 * n_prob + k_tot]
-        # 1 - leverage; a matrix product sums each problem's squares
-        one_minus_h = 1.0 - np.repeat(inv_n_cell[c0:c1], sz, axis=0) - np.square(u) @ sum_sq
-        exact = mask & (one_minus_h < EXACT_TOL)
-        if exact.any():
-            e[exact] = 0.0
-            for j in np.flatnonzero(exact.any(axis=0)).tolist():
-                scale = max(float(a_scale[j]), float(np.abs(a[:, j]).max()))
-                if np.abs(a[exact[:, j], j]).max() > 1e-8 * scale:
-                    exact_influential[j] = True
-        one_minus_h[~mask | exact] = 1.0
-        ae = a * e
-        a2e2 = ae * ae
-        hc0 += a2e2.sum(axis=0)
-        hc2 += (a2e2 / one_minus_h).sum(axis=0)
-        if cl_sum is not None and clusters is not None:
-            if cluster_of_cell is not None:
-                local = np.concatenate(([0], np.cumsum(sz)[:-1]))
-                np.add.at(cl_sum, cluster_of_cell[c0:c1], np.add.reduceat(ae, local, axis=0))
-            else:
-                cl = clusters[lo:hi]
-                for j in range(n_prob):
-                    cl_sum[:, j] += np.bincount(cl, weights=ae[:, j], minlength=cl_sum.shape[0])
-        if store:
-            kx = 0
-            for j, sv in enumerate(solved):
-                mj = mask[:, j]
-                kk = len(sv.keep)
-                arrays["a"][j].append(a[mj, j])
-                arrays["e"][j].append(e[mj, j])
-                arrays["h"][j].append(1.0 - one_minus_h[mj, j])
-                arrays["x"][j].append(proj[mj, offs["x"] + kx : offs["x"] + kx + kk])
-                kx += kk
-    return {
-        "hc0": hc0,
-        "hc2": hc2,
-        "exact_influential": exact_influential,
-        "cl_sum": cl_sum,
-        "arrays": arrays,
-    }
+
+    def run(chunks: Sequence[tuple[int, int, int, int]]) -> dict[str, Any]:
+        """Sums over some chunks (one worker's share)."""
+        hc0 = np.zeros(n_prob)
+        hc2 = np.zeros(n_prob)
+        exact_influential = np.zeros(n_prob, dtype=bool)
+        cl_sum = np.zeros((n_clusters, n_prob)) if clusters is not None else None
+        arrays: dict[str, list[list[FloatArray]]] = {
+            key: [[] for _ in range(n_prob)] for key in ("a", "e", "h", "x")
+        }
+        for lo, hi, c0, c1 in chunks:
+            mask = rows_all[lo:hi]
+            if not mask.any():
+                continue
+            sz = design.sizes[c0:c1]
+            proj = w[lo:hi] @ comb
+            proj -= np.repeat(means_comb[c0:c1], sz, axis=0)
+            e = np.where(mask, proj[:, :n_prob], 0.0)
+            a = np.where(
+                mask, proj[:, n_prob : 2 * n_prob] + np.repeat(a_cell[c0:c1], sz, axis=0), 0.0
+            )
+            u = proj[:, 2 * n_prob : 2 * n_prob + k_tot]
+            # 1 - leverage; a matrix product sums each problem's squares
+            one_minus_h = 1.0 - np.repeat(inv_n_cell[c0:c1], sz, axis=0) - np.square(u) @ sum_sq
+            exact = mask & (one_minus_h < EXACT_TOL)
+            if exact.any():
+                e[exact] = 0.0
+                for j in np.flatnonzero(exact.any(axis=0)).tolist():
+                    scale = max(float(a_scale[j]), float(np.abs(a[:, j]).max()))
+                    if np.abs(a[exact[:, j], j]).max() > 1e-8 * scale:
+                        exact_influential[j] = True
+            one_minus_h[~mask | exact] = 1.0
+            ae = a * e
+            a2e2 = ae * ae
+            hc0 += a2e2.sum(axis=0)
+            hc2 += (a2e2 / one_minus_h).sum(axis=0)
+            if cl_sum is not None and clusters is not None:
+                if cluster_of_cell is not None:
+                    local = np.concatenate(([0], np.cumsum(sz)[:-1]))
+                    np.add.at(cl_sum, cluster_of_cell[c0:c1], np.add.reduceat(ae, local, axis=0))
+                else:
+                    cl = clusters[lo:hi]
+                    for j in range(n_prob):
+                        cl_sum[:, j] += np.bincount(cl, weights=ae[:, j], minlength=n_clusters)
+            if store:
+                kx = 0
+                for j, sv in enumerate(solved):
+                    mj = mask[:, j]
+                    kk = len(sv.keep)
+                    arrays["a"][j].append(a[mj, j])
+                    arrays["e"][j].append(e[mj, j])
+                    arrays["h"][j].append(1.0 - one_minus_h[mj, j])
+                    arrays["x"][j].append(proj[mj, offs["x"] + kx : offs["x"] + kx + kk])
+                    kx += kk
+        return {
+            "hc0": hc0,
+            "hc2": hc2,
+            "exact_influential": exact_influential,
+            "cl_sum": cl_sum,
+            "arrays": arrays,
+        }
+
+    # Large data: two workers take the first and second half of the chunks (numpy releases
+    # the interpreter lock in these operations); their sums are added in a fixed order,
+    # so the result does not depend on timing.
+    chunks = design.chunks
+    workers = min(WORKERS, len(chunks)) if w.shape[0] >= PARALLEL_ROWS else 1
+    if workers <= 1:
+        return run(chunks)
+    split = [
+        chunks[i * len(chunks) // workers : (i + 1) * len(chunks) // workers]
+        for i in range(workers)
+    ]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(run, split))
+    out = parts[0]
+    for part in parts[1:]:
+        out["hc0"] = out["hc0"] + part["hc0"]
+        out["hc2"] = out["hc2"] + part["hc2"]
+        out["exact_influential"] = out["exact_influential"] | part["exact_influential"]
+        if out["cl_sum"] is not None:
+            out["cl_sum"] = out["cl_sum"] + part["cl_sum"]
+        for key, lists in out["arrays"].items():
+            for j, more in enumerate(part["arrays"][key]):
+                lists[j].extend(more)
+    return out
 
 
 def fit_many(
