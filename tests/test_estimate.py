@@ -220,6 +220,17 @@ def test_chunked_pass_does_not_change_results(monkeypatch):
     np.testing.assert_allclose(small.influence, base.influence, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("se", ["HC2", "CR1", "CR2"])
+def test_two_workers_give_the_same_result_as_one(monkeypatch, small_trial, se):
+    base = ce.estimate_itt(small_trial.students, se_type=se).to_frame()
+    monkeypatch.setattr(_engine, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(_engine, "WORKERS", 2)
+    monkeypatch.setattr(_engine, "CHUNK_ROWS", 64)
+    split = ce.estimate_itt(small_trial.students, se_type=se).to_frame()
+    for col in ("estimate", "std_error", "df"):
+        np.testing.assert_allclose(split[col], base[col], rtol=1e-12)
+
+
 def test_a_student_flagged_alone_adds_nothing_to_hc2():
     # A missing-value indicator that flags one student fits that student exactly (leverage
     # 1). HC2 is then the HC2 of the data without that student and that indicator.
