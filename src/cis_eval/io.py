@@ -135,9 +135,7 @@ def write_trial(trial: Any, folder: str | os.PathLike[str]) -> dict[str, Path]:
         Table name -> path written.
     """
     folder = Path(folder)
-    return {
-        name: write_table(getattr(trial, name), folder / f"{name}.csv") for name in TABLE_NAMES
-    }
+    return {name: write_table(getattr(trial, name), folder / f"{name}.csv") for name in TABLE_NAMES}
 
 
 def write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
