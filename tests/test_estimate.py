@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,6 @@ from cis_eval import _engine
 from cis_eval._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
 from cis_eval.errors import DesignWarning, EstimationError
 
-REFERENCE = ce.schema  # keeps the import used when fixtures are skipped
 DESIGNS = ("shipped", "small_schools", "unbalanced")
 
 # estimatr estimator name -> cis_eval options
@@ -82,7 +82,7 @@ def _estimatr_rows(root):
     return [r._asdict() for r in ref.itertuples(index=False)]
 
 
-_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[1]
 ESTIMATR = _estimatr_rows(_ROOT)
 
 

@@ -55,3 +55,24 @@ def rng_from(seed: int | np.random.Generator) -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def check_permutations(permutations: object, seed: object, *, what: str) -> int:
+    """Check a number of permutations and that a seed comes with it; return the number.
+
+    Parameters
+    ----------
+    permutations : object
+        Number of permutations asked for (0 for none).
+    seed : object
+        The seed given with it.
+    what : str
+        What the permutations are for, for the message (e.g. "randomization inference").
+    """
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)):
+        raise TypeError("permutations must be a whole number")
+    if permutations < 0:
+        raise ValueError(f"permutations must be 0 or more, got {permutations}")
+    if permutations and seed is None:
+        raise ValueError(f"{what} needs a seed: pass seed=... to reproduce it")
+    return int(permutations)

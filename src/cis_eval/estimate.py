@@ -40,7 +40,7 @@ from ._design import (
 from ._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
 from ._permutation import within_block_permutations
 from ._randomization import cells_statistic, fixed_effects_statistic
-from ._typing import BoolArray, FloatArray, IntArray, check_option, rng_from
+from ._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
 from .effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
 from .errors import DesignWarning, EstimationError
 from .outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -740,12 +740,7 @@ def estimate_itt(
     """
     check_option("statistic", statistic, ("studentized", "unstudentized"))
     check_option("mtp_family", mtp_family, ("confirmatory", "all"))
-    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)):
-        raise TypeError("permutations must be a whole number")
-    if permutations < 0:
-        raise ValueError(f"permutations must be 0 or more, got {permutations}")
-    if permutations and seed is None:
-        raise ValueError("randomization inference needs a seed: pass seed=... to reproduce it")
+    check_permutations(permutations, seed, what="randomization inference")
     run = _setup(
         data,
         outcomes=outcomes,
@@ -1603,40 +1598,37 @@ def estimate_sensitivity(
     """
     import statsmodels.api as sm
 
-    itt = estimate_itt(
+    run = _setup(
         data,
         outcomes=outcomes,
         treatment=treatment,
         block=block,
         covariates=covariates,
+        estimand="fixed_effects",
+        lin=False,
+        se_type="HC2",
+        cluster=None,
+        alpha=0.05,
         chronic_threshold=chronic_threshold,
     )
-    lin = itt.to_frame()
-    lin = lin[lin["type"].isin(["binary", "count"])]
-    if lin.empty:
-        raise EstimationError("no binary or count outcome to re-estimate")
-    metas = {o.name: o for o in (outcome_meta(n, data) for n in lin["outcome"])}
-    if outcomes is not None:
-        metas.update({o.name: o for o in (outcome_meta(x, data) for x in outcomes)})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DesignWarning)
-        run = _setup(
-            data,
-            outcomes=[metas[n] for n in lin["outcome"]],
-            treatment=treatment,
-            block=block,
-            covariates={n: list(itt.covariates[n]) for n in lin["outcome"]},
-            estimand="fixed_effects",
-            lin=False,
-            se_type="HC2",
-            cluster=None,
-            alpha=0.05,
-            chronic_threshold=chronic_threshold,
-        )
     d = run.d
-    rows = []
+    # the linear estimates come from the same prepared data as the nonlinear ones
+    chosen = [i for i, o in enumerate(run.metas) if o.type in ("binary", "count")]
+    if not chosen:
+        raise EstimationError("no binary or count outcome to re-estimate")
+    builts = [run.builts[i] for i in chosen]
+    linear: list[dict[str, Any]] = []
     notes: list[str] = []
-    for r, b in zip(records(lin), run.builts, strict=True):
+    for i, b, fit in zip(chosen, builts, _fit_all(d, builts, run.spec), strict=True):
+        row, n_ = _row(d, run.metas[i], b, fit, run.spec)
+        linear.append(row)
+        notes += n_
+    for msg in dict.fromkeys(notes):
+        warnings.warn(msg, DesignWarning, stacklevel=2)
+    lin = pd.DataFrame(linear)
+    metas = {run.metas[i].name: run.metas[i] for i in chosen}
+    rows = []
+    for r, b in zip(records(lin), builts, strict=True):
         o = metas[str(r.outcome)]
         sample_rows, y_raw, x = materialize(d, b)
         school_all = d.school[sample_rows]

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -68,18 +68,7 @@ Level = Literal[
     "weekly",
     "dose_response",
 ]
-LEVELS: tuple[str, ...] = (
-    "student",
-    "school",
-    "coordinator",
-    "arm",
-    "dosage",
-    "benchmarks",
-    "service_mix",
-    "school_service_mix",
-    "weekly",
-    "dose_response",
-)
+LEVELS: tuple[str, ...] = get_args(Level)  # the same list, so the two cannot disagree
 PlotKind = Literal["dosage", "benchmarks", "weekly", "dose_response"]
 CaseloadGuide = Literal["none", "intensive", "standard"]
 Direction = Literal["at_least", "at_most"]

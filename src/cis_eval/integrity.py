@@ -42,7 +42,7 @@ from scipy import stats
 from . import _engine
 from ._design import assignment, numeric, outcome_meta
 from ._permutation import within_block_permutations
-from ._typing import BoolArray, FloatArray, IntArray, check_option, rng_from
+from ._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
 from .effect_sizes import cox_index, favourable, hedges_g
 from .errors import DesignError, DesignWarning, EstimationError
 from .estimate import default_covariates, estimate_itt
@@ -847,12 +847,7 @@ def baseline_equivalence(
     """
     data = _check_data(data)
     check_option("basis", basis, ("adjusted", "raw"))
-    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)):
-        raise TypeError("permutations must be a whole number")
-    if permutations < 0:
-        raise ValueError(f"permutations must be 0 or more, got {permutations}")
-    if permutations and seed is None:
-        raise ValueError("the randomization test needs a seed: pass seed=... to reproduce it")
+    check_permutations(permutations, seed, what="the randomization test")
     z_all = assignment(data, treatment)
     school_all = _schools(data, block)
     notes: list[str] = []

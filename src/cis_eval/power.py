@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -89,10 +89,11 @@ Approximation = Literal["shifted", "noncentral"]
 SolveFor = Literal["schools", "students_per_school"]
 CurveBy = Literal["schools", "students_per_school"]
 
-MODELS: tuple[str, ...] = ("constant", "fixed", "random", "unblocked")
-MTPS: tuple[str, ...] = ("none", "bonferroni", "holm", "bh", "wy-ss", "wy-sd")
-POWER_DEFINITIONS: tuple[str, ...] = ("individual", "minimal", "complete")
-APPROXIMATIONS: tuple[str, ...] = ("shifted", "noncentral")
+# The options as tuples, read off the Literals so the two cannot disagree.
+MODELS: tuple[str, ...] = get_args(Model)
+MTPS: tuple[str, ...] = get_args(MTP)
+POWER_DEFINITIONS: tuple[str, ...] = get_args(PowerDefinition)
+APPROXIMATIONS: tuple[str, ...] = get_args(Approximation)
 
 _SIMULATED_MTPS = ("holm", "bh", "wy-ss", "wy-sd")
 _NULL_DRAWS = 50_000  # Westfall-Young null draws: quantile error well below the power MC error
