@@ -42,7 +42,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 import cis_eval as ce
-from cis_eval.diagnose import Design, _seed_of
+from cis_eval.design.diagnose import Design, _seed_of
 from cis_eval.schema import OUTCOMES
 
 ALPHA = 0.05

@@ -100,7 +100,7 @@ def make_log(folder: Path, n_students: int, n_contacts: int, seed: int = 2013) -
 def run_duckdb(folder: Path) -> dict[str, float]:
     """cis_eval's aggregation engine on the Parquet file (no validation passes)."""
     # The module, not the verb of the same name that cis_eval re-exports.
-    fid = importlib.import_module("cis_eval.fidelity")
+    fid = importlib.import_module("cis_eval.fidelity.verb")
 
     students = pd.read_parquet(folder / "students.parquet")
     roster = fid._roster(students)

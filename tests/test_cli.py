@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import cis_eval as ce
-from cis_eval.cli import build_parser, main
+from cis_eval.cli.main import build_parser, main
 
 
 def run(*args):

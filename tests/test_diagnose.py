@@ -21,7 +21,7 @@ from scipy import stats
 import cis_eval as ce
 from cis_eval import _engine
 from cis_eval.cli import main
-from cis_eval.diagnose import (
+from cis_eval.design.diagnose import (
     ESTIMATORS,
     Design,
     DiagnosisResult,
@@ -473,7 +473,7 @@ def test_same_seed_same_result_and_other_seed_differs():
 def test_results_do_not_depend_on_chunking_and_more_sims_extend_the_run(monkeypatch):
     import sys
 
-    module = sys.modules["cis_eval.diagnose"]
+    module = sys.modules["cis_eval.design.diagnose"]
     design = Design(schools=4, students_per_school=30)
     a = ce.diagnose(design, n_sims=40, seed=1, progress=False).draws()
     monkeypatch.setattr(module, "CHUNK_ELEMENTS", 1)  # one block of replications at a time

@@ -17,7 +17,7 @@ from statsmodels.stats.multitest import multipletests
 
 import cis_eval as ce
 from cis_eval import _engine
-from cis_eval._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
+from cis_eval._core.multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
 from cis_eval.errors import DesignWarning, EstimationError
 
 DESIGNS = ("shipped", "small_schools", "unbalanced")

@@ -11,7 +11,7 @@ import pytest
 
 import cis_eval as ce
 from cis_eval.errors import DataValidationError, DesignWarning
-from cis_eval.fidelity import (
+from cis_eval.fidelity.verb import (
     FidelityTargets,
     Target,
     fidelity,

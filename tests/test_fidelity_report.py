@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import cis_eval as ce
 from cis_eval import cli
-from cis_eval.fidelity import fidelity
-from cis_eval.privacy import SUPPRESSED
+from cis_eval.fidelity.verb import fidelity
+from cis_eval.present.privacy import SUPPRESSED
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(

@@ -23,7 +23,7 @@ from scipy import stats
 
 import cis_eval as ce
 from cis_eval import integrity as I
-from cis_eval.cli import DEMO_SECTIONS, main
+from cis_eval.cli.main import DEMO_SECTIONS, main
 from cis_eval.errors import DesignError, DesignWarning, EstimationError
 
 # --------------------------------------------------------------------------- transcriptions
@@ -532,8 +532,8 @@ def test_randomization_test_equals_the_naive_loop():
     assert om.at["randomization", "statistic"] == pytest.approx(f_obs, rel=1e-9)
     # the same within-school permutations, drawn as the library draws them (rows are
     # already sorted by school here)
-    from cis_eval._engine import cell_starts
-    from cis_eval._permutation import within_block_permutations
+    from cis_eval._core.engine import cell_starts
+    from cis_eval._core.permutation import within_block_permutations
 
     codes = pd.factorize(d["school_id"], sort=True)[0]
     starts, sizes = cell_starts(codes)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import cis_eval as ce
+from cis_eval.design.power import PowerResult, mdes, power, sample_size
 from cis_eval.errors import DesignError
-from cis_eval.power import PowerResult, mdes, power, sample_size
 
 REFERENCE = Path(__file__).parent / "reference" / "power_reference.csv"
 DRAWS = 50_000  # simulation draws in reference checks (MC SE of a power <= 0.0023)
@@ -860,8 +860,8 @@ def test_cli_power_bad_input_is_one_line_and_exit_2(args, words, capsys):
 
 
 def test_demo_section_reports_the_trial_design(synthetic_dir, tmp_path):
-    from cis_eval.cli import DEMO_SECTIONS, DemoContext, _demo_power
-    from cis_eval.report import Report
+    from cis_eval.cli.main import DEMO_SECTIONS, DemoContext, _demo_power
+    from cis_eval.present.report import Report
 
     assert _demo_power in DEMO_SECTIONS
     import warnings

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from cis_eval.privacy import SUPPRESSED, check_min_cell, suppress, suppression_mask
+from cis_eval.present.privacy import SUPPRESSED, check_min_cell, suppress, suppression_mask
 
 K = 10
 

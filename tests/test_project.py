@@ -55,7 +55,7 @@ def test_the_readme_notebook_example_runs(root):
 def test_readme_command_lines_name_real_subcommands(root):
     import re
 
-    from cis_eval.cli import build_parser
+    from cis_eval.cli.main import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = (root / "README.md").read_text()

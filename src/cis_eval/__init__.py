@@ -11,11 +11,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import errors, io, privacy, schema
-from .assign import Assignment, assign, verify_assignment
-from .describe import TrialSummary, describe
-from .diagnose import Design, DiagnosisResult, diagnose
-from .estimate import (
+from . import errors, io, schema
+from .data.describe import TrialSummary, describe
+from .data.simulate import SimulatedTrial, Truth, simulate
+from .data.validate import ValidationReport, validate
+from .design.assign import Assignment, assign, verify_assignment
+from .design.diagnose import Design, DiagnosisResult, diagnose
+from .design.power import PowerResult, mdes, power, sample_size
+from .estimation.itt import (
     DEMOGRAPHICS,
     ESTIMANDS,
     SE_TYPES,
@@ -30,14 +33,14 @@ from .estimate import (
     estimate_sensitivity,
     estimate_subgroups,
 )
-from .fidelity import (
+from .fidelity.verb import (
     FidelityResult,
     FidelityTargets,
     fidelity,
     published_targets,
     service_receipt,
 )
-from .integrity import (
+from .integrity.checks import (
     AttritionResult,
     BaselineResult,
     ClusteringCorrection,
@@ -52,13 +55,11 @@ from .integrity import (
 )
 from .io import load, load_trial, write_figure, write_table, write_trial
 from .outcomes import derive_outcomes
-from .power import PowerResult, mdes, power, sample_size
-from .privacy import suppress
-from .report import Report
-from .results import Table
+from .present import privacy
+from .present.privacy import suppress
+from .present.report import Report
+from .present.table import Table
 from .schema import OUTCOME_NAMES, OUTCOMES, SERVICE_TYPES, Outcome, data_dictionary
-from .simulate import SimulatedTrial, Truth, simulate
-from .validate import ValidationReport, validate
 
 __all__ = [
     "DEMOGRAPHICS",

@@ -8,6 +8,8 @@ from typing import Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from .errors import OptionError, OptionTypeError
+
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
@@ -20,7 +22,7 @@ Direction = Literal["lower", "higher"]
 
 
 def check_option(name: str, value: object, allowed: Iterable[object]) -> None:
-    """Raise ``ValueError`` naming the argument and the allowed values if ``value`` is not one.
+    """Raise :class:`~cis_eval.errors.OptionError` naming the argument and the allowed values if ``value`` is not one.
 
     Parameters
     ----------
@@ -34,7 +36,7 @@ def check_option(name: str, value: object, allowed: Iterable[object]) -> None:
     allowed = tuple(allowed)
     if value not in allowed:
         shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name}={value!r} is not an option; choose one of {shown}")
+        raise OptionError(f"{name}={value!r} is not an option; choose one of {shown}")
 
 
 def rng_from(seed: int | np.random.Generator) -> np.random.Generator:
@@ -48,12 +50,12 @@ def rng_from(seed: int | np.random.Generator) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
+        raise OptionTypeError(
             f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}; "
             "every random step in cis_eval takes an explicit seed so results can be reproduced"
         )
     if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+        raise OptionError(f"seed must be a whole number of 0 or more, got {seed}")
     return np.random.default_rng(int(seed))
 
 
@@ -70,9 +72,9 @@ def check_permutations(permutations: object, seed: object, *, what: str) -> int:
         What the permutations are for, for the message (e.g. "randomization inference").
     """
     if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)):
-        raise TypeError("permutations must be a whole number")
+        raise OptionTypeError("permutations must be a whole number")
     if permutations < 0:
-        raise ValueError(f"permutations must be 0 or more, got {permutations}")
+        raise OptionError(f"permutations must be 0 or more, got {permutations}")
     if permutations and seed is None:
-        raise ValueError(f"{what} needs a seed: pass seed=... to reproduce it")
+        raise OptionError(f"{what} needs a seed: pass seed=... to reproduce it")
     return int(permutations)

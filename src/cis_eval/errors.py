@@ -18,6 +18,8 @@ __all__ = [
     "DesignWarning",
     "DroppedRowsWarning",
     "EstimationError",
+    "OptionError",
+    "OptionTypeError",
     "Problem",
     "SmallCellWarning",
 ]
@@ -107,6 +109,19 @@ class DataValidationError(CisEvalError, ValueError):
     def expected(self) -> str | None:
         """What the first problem expected."""
         return self.problems[0].expected if self.problems else None
+
+
+class OptionError(CisEvalError, ValueError):
+    """An option (argument) value is not one cis_eval accepts.
+
+    Raised by every option check, in the Python API and on the command line alike, so a
+    bad option is always a user error: the command line maps it to exit status 2 with this
+    message. The message names the option, the value given and what is allowed.
+    """
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option has the wrong type (e.g. a seed given as text); also a ``TypeError``."""
 
 
 class DesignError(CisEvalError, ValueError):

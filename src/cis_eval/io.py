@@ -210,7 +210,7 @@ def load_trial(
     >>> len(ce.load_trial(folder).students)
     200
     """
-    from .validate import validate
+    from .data.validate import validate
 
     base = Path(folder)
     frames: dict[str, pd.DataFrame | None] = {}

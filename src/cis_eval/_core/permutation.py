@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._typing import FloatArray, IntArray
+from .._typing import FloatArray, IntArray
 
 __all__ = ["CHUNK", "within_block_permutations"]
 

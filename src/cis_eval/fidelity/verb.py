@@ -34,18 +34,18 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 import numpy as np
 import pandas as pd
 
-from ._typing import check_option
-from .errors import DataValidationError, DesignWarning, Problem
-from .outcomes import DEFAULT_CHRONIC_THRESHOLD, outcome_arrays
-from .privacy import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell, suppression_mask
-from .results import Table
-from .schema import COLUMNS, MODES, OUTCOMES, SERVICE_TYPES
+from .._typing import check_option
+from ..errors import DataValidationError, DesignWarning, Problem
+from ..outcomes import DEFAULT_CHRONIC_THRESHOLD, outcome_arrays
+from ..present.privacy import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell, suppression_mask
+from ..present.table import Table
+from ..schema import COLUMNS, MODES, OUTCOMES, SERVICE_TYPES
 
 if TYPE_CHECKING:
     import duckdb
     from matplotlib.axes import Axes
 
-    from .report import Report
+    from ..present.report import Report
 
 __all__ = [
     "FidelityResult",
@@ -411,7 +411,9 @@ class FidelityTargets:
 
 
 def _package_targets() -> dict[str, Any]:
-    text = resources.files("cis_eval").joinpath("data/fidelity_targets.toml").read_text("utf-8")
+    text = (
+        resources.files("cis_eval").joinpath("_resources/fidelity_targets.toml").read_text("utf-8")
+    )
     return tomllib.loads(text)
 
 
@@ -682,7 +684,7 @@ def _open_log(
         if suffix in (".parquet", ".pq"):
             rel, kind, has_row = f"read_parquet({esc}, file_row_number = true)", "parquet", True
         elif suffix in (".csv", ".txt", ".tsv"):
-            from .io import NA_VALUES
+            from ..io import NA_VALUES
 
             nulls = ", ".join(_lit(v) for v in NA_VALUES if v)
             delim = "\\t" if suffix == ".tsv" else ","
@@ -1667,8 +1669,8 @@ def fidelity(
 
     Examples
     --------
-    >>> from cis_eval.fidelity import fidelity  # also cis_eval.fidelity
-    >>> from cis_eval.simulate import simulate
+    >>> from cis_eval.fidelity.verb import fidelity  # also cis_eval.fidelity
+    >>> from cis_eval.data.simulate import simulate
     >>> trial = simulate(seed=5, n_students=400, n_schools=5)
     >>> fid = fidelity(trial.students, trial.contacts, trial.coordinators)
     >>> fid
@@ -2318,8 +2320,8 @@ class FidelityResult:
 
         Examples
         --------
-        >>> from cis_eval.fidelity import fidelity
-        >>> from cis_eval.simulate import simulate
+        >>> from cis_eval.fidelity.verb import fidelity
+        >>> from cis_eval.data.simulate import simulate
         >>> trial = simulate(seed=5, n_students=400, n_schools=5)
         >>> fid = fidelity(trial.students, trial.contacts, trial.coordinators)
         >>> fid.table("arm").data["Group"].tolist()
@@ -3181,7 +3183,7 @@ class FidelityResult:
             every figure describing fewer than ``min_cell`` students is suppressed
             together with its complements.
         """
-        from .report import Report
+        from ..present.report import Report
 
         rep = Report(title or "Implementation fidelity: Communities In Schools case management")
         return self.add_to_report(rep, min_cell=min_cell, full=True)

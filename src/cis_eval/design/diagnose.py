@@ -61,15 +61,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _engine
-from ._design import numeric
-from ._typing import BoolArray, FloatArray, IntArray, check_option
-from .errors import DesignError
-from .estimate import default_covariates
-from .outcomes import outcome_arrays
-from .results import Table
-from .schema import OUTCOME_NAMES, OUTCOMES, Outcome
-from .simulate import SCENARIOS, SimulatedTrial, SimulationParams, simulate
+from .._core import engine as _engine
+from .._core.design import numeric
+from .._typing import BoolArray, FloatArray, IntArray, check_option
+from ..data.simulate import SCENARIOS, SimulatedTrial, SimulationParams, simulate
+from ..errors import DesignError
+from ..estimation.itt import default_covariates
+from ..outcomes import outcome_arrays
+from ..present.table import Table
+from ..schema import OUTCOME_NAMES, OUTCOMES, Outcome
 
 __all__ = [
     "DIAGNOSANDS",
@@ -280,7 +280,7 @@ class Design:
 
     Examples
     --------
-    >>> from cis_eval.diagnose import Design
+    >>> from cis_eval.design.diagnose import Design
     >>> Design(schools=20, students_per_school=60, effects={"chronic_absence": -0.05})
     Design(20 schools x 60.0 students = 1,200, 51% treated, effects: chronic_absence -0.05)
     """
@@ -1635,7 +1635,7 @@ def diagnose(
 
     Examples
     --------
-    >>> from cis_eval.diagnose import Design, diagnose
+    >>> from cis_eval.design.diagnose import Design, diagnose
     >>> design = Design(schools=6, students_per_school=50)
     >>> res = diagnose(design, n_sims=200, seed=1, progress=False)
     >>> res

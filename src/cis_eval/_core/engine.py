@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from ._typing import BoolArray, FloatArray, IntArray
+from .._typing import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "Design",

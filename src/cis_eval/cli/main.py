@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .errors import CisEvalError
+from .. import __version__
+from ..errors import CisEvalError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -34,8 +34,8 @@ class UsageError(CisEvalError, ValueError):
 
 def _load_validated(args: argparse.Namespace, *, need_contacts: bool = False) -> Any:
     """Load the tables named on the command line and validate them together."""
-    from .io import load
-    from .validate import validate
+    from ..data.validate import validate
+    from ..io import load
 
     cmap = _column_map(getattr(args, "column_map", None))
     frames: dict[str, pd.DataFrame | None] = {}
@@ -98,8 +98,8 @@ class DemoContext:
 
 
 def _demo_describe(ctx: DemoContext) -> None:
-    from .describe import describe
-    from .io import write_text
+    from ..data.describe import describe
+    from ..io import write_text
 
     summary = describe(ctx.students, ctx.contacts)
     ctx.report.heading("The trial")
@@ -131,11 +131,11 @@ DEMO_ICC = 0.10
 
 
 def _demo_power(ctx: DemoContext) -> None:
-    from .io import write_text
-    from .outcomes import derive_outcomes
-    from .power import mdes
-    from .results import Table
-    from .schema import OUTCOMES
+    from ..design.power import mdes
+    from ..io import write_text
+    from ..outcomes import derive_outcomes
+    from ..present.table import Table
+    from ..schema import OUTCOMES
 
     students = ctx.students
     data = derive_outcomes(students)
@@ -219,8 +219,8 @@ DEMO_SECTIONS.append(_demo_power)
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the main job on the shipped synthetic trial and write a report."""
-    from .io import load_trial, write_text
-    from .report import Report
+    from ..io import load_trial, write_text
+    from ..present.report import Report
 
     data = Path(args.data)
     if not (data / "students.csv").is_file():
@@ -253,8 +253,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check files against the data contract."""
-    from .io import load
-    from .validate import validate
+    from ..data.validate import validate
+    from ..io import load
 
     cmap = _column_map(args.column_map)
     frames = {
@@ -282,8 +282,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     """Run a within-school lottery on a roster."""
-    from .assign import assign
-    from .io import load, write_table, write_text
+    from ..design.assign import assign
+    from ..io import load, write_table, write_text
 
     roster = load(args.students)
     if args.n_treat is not None:
@@ -308,8 +308,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a trial and write its three tables."""
-    from .io import write_trial
-    from .simulate import simulate
+    from ..data.simulate import simulate
+    from ..io import write_trial
 
     effects = dict(kv.split("=", 1) for kv in args.effect) if args.effect else None
     try:
@@ -432,8 +432,8 @@ def cmd_power(args: argparse.Namespace) -> int:
     """Minimum detectable effect, power or required sample size of a blocked trial."""
     from matplotlib.figure import Figure
 
-    from .io import write_figure, write_table
-    from .power import mdes, power, sample_size
+    from ..design.power import mdes, power, sample_size
+    from ..io import write_figure, write_table
 
     sizes = _school_sizes(args.students_per_school)
     common: dict[str, Any] = {
@@ -514,7 +514,7 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def _register_power(sub: Any) -> None:
-    from .power import MODELS, MTPS, POWER_DEFINITIONS
+    from ..design.power import MODELS, MTPS, POWER_DEFINITIONS
 
     p = sub.add_parser(
         "power",
@@ -602,8 +602,8 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     """Measure implementation fidelity from a service log and write a privacy-safe report."""
     from tqdm import tqdm
 
-    from .fidelity import fidelity, published_targets
-    from .io import write_text
+    from ..fidelity.verb import fidelity, published_targets
+    from ..io import write_text
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
@@ -684,8 +684,8 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
 
 def _demo_fidelity(ctx: DemoContext) -> None:
-    from .fidelity import fidelity
-    from .io import write_text
+    from ..fidelity.verb import fidelity
+    from ..io import write_text
 
     if ctx.contacts is None:
         return
@@ -758,7 +758,7 @@ REGISTRARS.append(_register_fidelity)
 
 
 def _write_table(folder: Path, name: str, table: Any) -> None:
-    from .io import write_text
+    from ..io import write_text
 
     write_text(folder / f"{name}.csv", table.to_csv())
     write_text(folder / f"{name}.md", table.to_markdown())
@@ -776,8 +776,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     """Estimate intent-to-treat impacts (and, with a contacts log, complier effects)."""
     import matplotlib.pyplot as plt
 
-    from .estimate import estimate_cace, estimate_itt, estimate_subgroups
-    from .io import write_figure, write_table
+    from ..estimation.itt import estimate_cace, estimate_itt, estimate_subgroups
+    from ..io import write_figure, write_table
 
     report = _load_validated(args)
     if report.students is None:
@@ -835,8 +835,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def _demo_impacts(ctx: DemoContext) -> None:
     import matplotlib.pyplot as plt
 
-    from .estimate import estimate_cace, estimate_itt
-    from .io import write_text
+    from ..estimation.itt import estimate_cace, estimate_itt
+    from ..io import write_text
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes are printed under the tables
@@ -865,7 +865,7 @@ DEMO_SECTIONS.append(_demo_impacts)
 
 
 def _register_estimate(sub: Any) -> None:
-    from .estimate import ESTIMANDS, SE_TYPES
+    from ..estimation.itt import ESTIMANDS, SE_TYPES
 
     p = sub.add_parser(
         "estimate",
@@ -924,7 +924,7 @@ REGISTRARS.append(_register_estimate)
 
 def _integrity_results(students: pd.DataFrame, args: argparse.Namespace, covariates: Any) -> Any:
     """The review of every outcome and the baseline table of the first one."""
-    from .integrity import baseline_equivalence, wwc_review
+    from ..integrity.checks import baseline_equivalence, wwc_review
 
     review = wwc_review(
         students,
@@ -953,8 +953,8 @@ def cmd_integrity(args: argparse.Namespace) -> int:
     """Baseline equivalence, attrition and a WWC-standards rating of each outcome."""
     import matplotlib.pyplot as plt
 
-    from .io import write_figure
-    from .privacy import check_min_cell
+    from ..io import write_figure
+    from ..present.privacy import check_min_cell
 
     try:
         min_cell = check_min_cell(args.min_cell)
@@ -1009,8 +1009,8 @@ def cmd_integrity(args: argparse.Namespace) -> int:
 def _demo_integrity(ctx: DemoContext) -> None:
     import matplotlib.pyplot as plt
 
-    from .integrity import baseline_equivalence, wwc_review
-    from .io import write_text
+    from ..integrity.checks import baseline_equivalence, wwc_review
+    from ..io import write_text
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes are printed under the tables
@@ -1050,7 +1050,7 @@ DEMO_SECTIONS.insert(DEMO_SECTIONS.index(_demo_describe) + 1, _demo_integrity)
 
 
 def _register_integrity(sub: Any) -> None:
-    from .integrity import BOUNDARIES, DESIGNS
+    from ..integrity.checks import BOUNDARIES, DESIGNS
 
     p = sub.add_parser(
         "integrity",
@@ -1132,8 +1132,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """Diagnose a planned trial by simulation: bias, RMSE, power, coverage and type-S error."""
     from matplotlib.figure import Figure
 
-    from .diagnose import Design, diagnose
-    from .io import write_figure, write_table
+    from ..design.diagnose import Design, diagnose
+    from ..io import write_figure, write_table
 
     effects = _name_values(args.effect, "--effect")
     if any(len(v) != 1 for v in effects.values()):
@@ -1177,7 +1177,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _register_diagnose(sub: Any) -> None:
-    from .diagnose import ESTIMATORS, MODES
+    from ..design.diagnose import ESTIMATORS, MODES
 
     p = sub.add_parser(
         "diagnose",

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._typing import rng_from
-from .errors import DesignError
+from .._typing import rng_from
+from ..errors import DesignError
 
 __all__ = ["Assignment", "assign", "verify_assignment"]
 

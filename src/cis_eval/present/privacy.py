@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._typing import check_option
+from .._typing import check_option
 
 __all__ = [
     "DEFAULT_MIN_CELL",
@@ -197,7 +197,7 @@ def suppression_mask(
     Four schools and a published network total; one school has 4 students, so a second
     school (the smallest other one) is suppressed with it:
 
-    >>> from cis_eval.privacy import suppression_mask
+    >>> from cis_eval.present.privacy import suppression_mask
     >>> counts = [60, 4, 35, 22, 121]  # four schools, then the total
     >>> suppression_mask(counts, constraints=[(4, [0, 1, 2, 3])]).tolist()
     [False, True, False, True, False]
@@ -312,7 +312,7 @@ def suppress(
     Examples
     --------
     >>> import pandas as pd
-    >>> from cis_eval.privacy import suppress
+    >>> from cis_eval.present.privacy import suppress
     >>> t = pd.DataFrame(
     ...     {"Individual": [40, 35, 50], "Group": [25, 30, 20], "Family": [12, 3, 15]},
     ...     index=["A", "B", "C"],

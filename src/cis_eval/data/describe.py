@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .outcomes import DEFAULT_CHRONIC_THRESHOLD, derive_outcomes
-from .results import Table
-from .schema import BASELINE_COVARIATES, COLUMNS, OUTCOMES
+from ..outcomes import DEFAULT_CHRONIC_THRESHOLD, derive_outcomes
+from ..present.table import Table
+from ..schema import BASELINE_COVARIATES, COLUMNS, OUTCOMES
 
 __all__ = ["TrialSummary", "describe"]
 

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from .results import Table
+from .table import Table
 
 __all__ = ["Report"]
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._typing import FloatArray, IntArray, check_option, rng_from
-from .assign import assign
-from .outcomes import derive_outcomes
-from .schema import MODES, OUTCOME_NAMES, SERVICE_TYPES
+from .._typing import FloatArray, IntArray, check_option, rng_from
+from ..design.assign import assign
+from ..outcomes import derive_outcomes
+from ..schema import MODES, OUTCOME_NAMES, SERVICE_TYPES
 
 __all__ = ["SCENARIOS", "SimulatedTrial", "SimulationParams", "Truth", "simulate"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._typing import FloatArray
+from .._typing import FloatArray
 
 __all__ = ["benjamini_hochberg", "bonferroni", "holm", "westfall_young"]
 

@@ -2,7 +2,7 @@
 
 :func:`prepare` reads the columns once into one matrix (assignment, covariates filled with
 their mean, missing-value indicators, outcomes), rows sorted by school and arm.
-:func:`build` turns one outcome's specification into an engine :class:`~cis_eval._engine.
+:func:`build` turns one outcome's specification into an engine :class:`~cis_eval._core.engine.
 Problem`: its analytic sample (a row mask) and its design as combinations of the shared
 columns, so no outcome copies the data.
 """
@@ -16,11 +16,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from . import _engine
-from ._typing import BoolArray, FloatArray, IntArray
-from .errors import EstimationError
-from .outcomes import outcome_arrays
-from .schema import COLUMNS, OUTCOME_NAMES, OUTCOMES, Outcome
+from .._typing import BoolArray, FloatArray, IntArray
+from ..errors import EstimationError
+from ..outcomes import outcome_arrays
+from ..schema import COLUMNS, OUTCOME_NAMES, OUTCOMES, Outcome
+from . import engine as _engine
 
 __all__ = [
     "Built",

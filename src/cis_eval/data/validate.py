@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import DataValidationError, DesignWarning, Problem
-from .results import Table
-from .schema import COLUMNS, MODES, SERVICE_TYPES, TABLES, Column
+from ..errors import DataValidationError, DesignWarning, Problem
+from ..present.table import Table
+from ..schema import COLUMNS, MODES, SERVICE_TYPES, TABLES, Column
 
 __all__ = ["ValidationReport", "validate"]
 

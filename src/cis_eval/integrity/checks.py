@@ -39,17 +39,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _engine
-from ._design import assignment, numeric, outcome_meta
-from ._permutation import within_block_permutations
-from ._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
-from .effect_sizes import cox_index, favourable, hedges_g
-from .errors import DesignError, DesignWarning, EstimationError
-from .estimate import default_covariates, estimate_itt
-from .outcomes import DEFAULT_CHRONIC_THRESHOLD, outcome_arrays
-from .privacy import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell
-from .results import Table, records
-from .schema import BASELINE_COVARIATES, COLUMNS, OUTCOMES, Outcome
+from .._core import engine as _engine
+from .._core.design import assignment, numeric, outcome_meta
+from .._core.permutation import within_block_permutations
+from .._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
+from ..effect_sizes import cox_index, favourable, hedges_g
+from ..errors import DesignError, DesignWarning, EstimationError
+from ..estimation.itt import default_covariates, estimate_itt
+from ..outcomes import DEFAULT_CHRONIC_THRESHOLD, outcome_arrays
+from ..present.privacy import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell
+from ..present.table import Table, records
+from ..schema import BASELINE_COVARIATES, COLUMNS, OUTCOMES, Outcome
 
 __all__ = [
     "BOUNDARIES",
@@ -236,7 +236,7 @@ def wwc_category(effect_size: float) -> str:
 
     Examples
     --------
-    >>> from cis_eval.integrity import wwc_category
+    >>> from cis_eval.integrity.checks import wwc_category
     >>> [wwc_category(v) for v in (0.05, -0.12, 0.2500, 0.31)]
     ['satisfied', 'requires adjustment', 'requires adjustment', 'not satisfied']
     """
@@ -1025,7 +1025,7 @@ def _missing_row(
 
 @functools.cache
 def _boundary_table() -> pd.DataFrame:
-    path = resources.files("cis_eval").joinpath("data", _BOUNDARY_FILE)
+    path = resources.files("cis_eval").joinpath("_resources", _BOUNDARY_FILE)
     with path.open("r", encoding="utf-8") as fh:
         tab = pd.read_csv(fh, comment="#", keep_default_na=False, na_values=[""])
     tab["confirmed"] = tab["confirmed"].map({"yes": True, "no": False}).astype(bool)

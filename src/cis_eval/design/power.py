@@ -53,7 +53,7 @@ Differences from the reference implementations, on purpose:
   rounds to the nearest whole number.
 
 The package re-exports the verbs, so ``cis_eval.power`` is the function; import the module
-with ``from cis_eval.power import mdes, power, sample_size``.
+with ``from cis_eval.design.power import mdes, power, sample_size``.
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ._typing import BoolArray, FloatArray, check_option, rng_from
-from .errors import DesignError
-from .results import Table, records
+from .._typing import BoolArray, FloatArray, check_option, rng_from
+from ..errors import DesignError
+from ..present.table import Table, records
 
 __all__ = [
     "APPROXIMATIONS",
@@ -1214,7 +1214,7 @@ def mdes(
 
     Examples
     --------
-    >>> from cis_eval.power import mdes
+    >>> from cis_eval.design.power import mdes
     >>> res = mdes(schools=20, students_per_school=60, r2=0.5)
     >>> round(float(res.mdes.iloc[0]), 3)
     0.114
@@ -1335,7 +1335,7 @@ approximation, n_draws, seed
 
     Examples
     --------
-    >>> from cis_eval.power import power
+    >>> from cis_eval.design.power import power
     >>> res = power(effect_size=0.25, schools=14, students_per_school=55)
     >>> round(float(res.power.iloc[0]), 3)
     0.934
@@ -1434,7 +1434,7 @@ power_definition, at_least, approximation, n_draws, seed
 
     Examples
     --------
-    >>> from cis_eval.power import sample_size
+    >>> from cis_eval.design.power import sample_size
     >>> sample_size(effect_size=0.325, students_per_school=15).schools
     20
     """

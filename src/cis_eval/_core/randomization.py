@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _engine
-from ._design import Built, Prepared, materialize
-from ._typing import FloatArray, IntArray
+from .._typing import FloatArray, IntArray
+from . import engine as _engine
+from .design import Built, Prepared, materialize
 
 __all__ = ["Statistic", "cells_statistic", "fixed_effects_statistic"]
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from . import _engine
-from ._design import (
+from .._core import engine as _engine
+from .._core.design import (
     Built,
     Prepared,
     Spec,
@@ -37,15 +37,15 @@ from ._design import (
     outcome_meta,
     prepare,
 )
-from ._multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
-from ._permutation import within_block_permutations
-from ._randomization import cells_statistic, fixed_effects_statistic
-from ._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
-from .effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
-from .errors import DesignWarning, EstimationError
-from .outcomes import DEFAULT_CHRONIC_THRESHOLD
-from .results import Table, records
-from .schema import OUTCOMES, Outcome
+from .._core.multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
+from .._core.permutation import within_block_permutations
+from .._core.randomization import cells_statistic, fixed_effects_statistic
+from .._typing import BoolArray, FloatArray, IntArray, check_option, check_permutations, rng_from
+from ..effect_sizes import COX_SCALE, favourable, improvement_index, pooled_sd, wwc_omega
+from ..errors import DesignWarning, EstimationError
+from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
+from ..present.table import Table, records
+from ..schema import OUTCOMES, Outcome
 
 __all__ = [
     "DEMOGRAPHICS",
@@ -820,7 +820,7 @@ def _permute(
     """Observed and permuted statistics, computed by the same functions (so they match).
 
     One matrix product per chunk of permutations serves every outcome (see
-    :mod:`cis_eval._randomization`).
+    :mod:`cis_eval._core.randomization`).
     """
     stats_ = [
         fixed_effects_statistic(d, b, statistic, spec.se_type)
@@ -1045,7 +1045,7 @@ def estimate_cace(
             raise EstimationError(
                 "the CACE needs receipt of services: pass the contacts log or received=COLUMN"
             )
-        from .fidelity import service_receipt
+        from ..fidelity.verb import service_receipt
 
         rec = service_receipt(data, contacts, min_contacts=min_contacts, tier=tier).to_numpy(
             dtype=float
@@ -1172,7 +1172,7 @@ def baseline_risk(data: pd.DataFrame) -> pd.Series:
     Examples
     --------
     >>> import pandas as pd
-    >>> from cis_eval.estimate import baseline_risk
+    >>> from cis_eval.estimation.itt import baseline_risk
     >>> df = pd.DataFrame({"prior_chronic_absence": [1, 0], "prior_core_failures": [2, 0],
     ...                    "prior_suspensions": [0, 0]})
     >>> baseline_risk(df).tolist()

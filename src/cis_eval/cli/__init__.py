@@ -1,0 +1,5 @@
+"""The ``cis-eval`` command line."""
+
+from .main import main
+
+__all__ = ["main"]

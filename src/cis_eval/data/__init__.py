@@ -1,0 +1,1 @@
+"""Data stage: simulate a trial, validate tables against the data contract, describe them."""

@@ -1,0 +1,1 @@
+"""Estimation stage: intent-to-treat, complier, subgroup and sensitivity estimates."""

@@ -1,0 +1,1 @@
+"""Fidelity stage: implementation measures from service logs, targets and the affiliate report."""

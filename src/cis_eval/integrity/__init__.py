@@ -1,0 +1,1 @@
+"""Trial-integrity stage: baseline equivalence, attrition, clustering and the WWC review."""

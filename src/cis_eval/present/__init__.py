@@ -1,0 +1,1 @@
+"""Presentation: tables, reports, privacy protection of published figures."""
