@@ -31,7 +31,7 @@ demo: $(STAMP) ## validate and analyse the shipped synthetic trial; write output
 	$(BIN)/cis-eval demo --data data/synthetic --out output/demo
 
 test: $(STAMP) lint typecheck ## install, lint, type-check and run the whole test suite (slow checks included)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests analysis benchmarks

@@ -46,7 +46,7 @@ def equivalence(students: pd.DataFrame) -> dict[str, ce.BaselineResult]:
     """Baseline equivalence of each outcome's analytic sample, in the study's outcome order."""
     return {
         o.name: ce.baseline_equivalence(
-            students, outcome=o.name, basis=BASIS, permutations=PERMUTATIONS, seed=SEED
+            students, outcome=o.name, basis=BASIS, sims=PERMUTATIONS, seed=SEED
         )
         for o in ce.OUTCOMES
     }

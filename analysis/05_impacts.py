@@ -52,7 +52,7 @@ def impacts(checked: ce.ValidationReport) -> ce.ITTResult:
         se_type=SE_TYPE,
         estimand=ESTIMAND,
         mtp_family=MTP_FAMILY,
-        permutations=PERMUTATIONS,
+        sims=PERMUTATIONS,
         seed=SEED,
     )
 

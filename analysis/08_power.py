@@ -79,7 +79,7 @@ def mdes(names: list[str], sizes: pd.Series, share: float, rates: dict) -> ce.Po
         model=MODEL,
         n_covariates=N_COVARIATES,
         alpha=ALPHA,
-        power=TARGET_POWER,
+        target_power=TARGET_POWER,
         outcomes=names,
         control_rate=[rates.get(n) for n in names],
     )

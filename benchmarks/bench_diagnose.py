@@ -42,13 +42,13 @@ import statsmodels.api as sm
 from scipy import stats
 
 import cis_eval as ce
-from cis_eval.design.diagnose import Design, _seed_of
+from cis_eval.design.diagnose import TrialDesign, _seed_of
 from cis_eval.schema import OUTCOMES
 
 ALPHA = 0.05
 
 
-def naive_replication(design: Design, seed: int) -> list[tuple[float, float, float, float]]:
+def naive_replication(design: TrialDesign, seed: int) -> list[tuple[float, float, float, float]]:
     """One replication the plain way: (estimate, std. error, df, SATE) per outcome."""
     trial = design.simulate(seed=seed)
     students = ce.derive_outcomes(trial.students, chronic_threshold=design.chronic_threshold)
@@ -89,7 +89,7 @@ def naive_replication(design: Design, seed: int) -> list[tuple[float, float, flo
     return out
 
 
-def naive_loop(design: Design, seeds: list[int]) -> tuple[np.ndarray, float, float]:
+def naive_loop(design: TrialDesign, seeds: list[int]) -> tuple[np.ndarray, float, float]:
     """(replications, outcomes, 4) array; wall and CPU seconds."""
     w0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
@@ -123,16 +123,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 naive replications")
     args = parser.parse_args()
     naive_n = 200 if args.quick else args.naive_sims
-    design = Design()
+    design = TrialDesign()
     print(f"design: {design!r}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
     # fast path: the public call end to end (population, replications, diagnosands)
-    ce.diagnose(design, n_sims=50, seed=args.seed, progress=False)  # imports and caches
+    ce.diagnose(design, sims=50, seed=args.seed, progress=False)  # imports and caches
     walls, cpus, result = [], [], None
     for _ in range(args.repeats):
         w0, c0 = time.perf_counter(), time.process_time()
-        result = ce.diagnose(design, n_sims=args.sims, seed=args.seed, progress=False)
+        result = ce.diagnose(design, sims=args.sims, seed=args.seed, progress=False)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
     assert result is not None
@@ -147,7 +147,7 @@ def main() -> None:
     # the same estimator: diagnose's resample mode on the naive loop's first populations
     k = min(naive_n, 30)
     w0 = time.perf_counter()
-    resampled = ce.diagnose(design, n_sims=k, seed=args.seed, mode="resample", progress=False)
+    resampled = ce.diagnose(design, sims=k, seed=args.seed, mode="resample", progress=False)
     resample_per_1000 = (time.perf_counter() - w0) * 1000 / k
     draws = resampled.draws()
     worst = 0.0

@@ -26,7 +26,6 @@ checks that the implementations agree. ``--quick`` runs 1M contacts.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import resource
@@ -99,21 +98,20 @@ def make_log(folder: Path, n_students: int, n_contacts: int, seed: int = 2013) -
 
 def run_duckdb(folder: Path) -> dict[str, float]:
     """cis_eval's aggregation engine on the Parquet file (no validation passes)."""
-    # The module, not the verb of the same name that cis_eval re-exports.
-    fid = importlib.import_module("cis_eval.fidelity.verb")
+    from cis_eval.fidelity import frames, inputs, log
 
     students = pd.read_parquet(folder / "students.parquet")
-    roster = fid._roster(students)
-    staff = fid._staff(None)
+    roster = inputs.roster_frame(students)
+    staff = inputs.staff_frame(None)
     year = (pd.Timestamp(SCHOOL_YEAR[0]), pd.Timestamp(SCHOOL_YEAR[1]))
     t0 = time.perf_counter()
-    with fid._engine() as con:
-        log = fid._open_log(con, folder / "contacts.parquet", None)
-        con.register("roster", roster.assign(sid_key=log.roster_key(roster["student_id"])))
-        fid._aggregate_students(log, year)
-        schools = fid._school_frame(con, staff)
-        coords = fid._coordinator_frame(con, staff, schools)
-        st = fid._fetch(con, "SELECT * EXCLUDE (_pos) FROM st ORDER BY _pos")
+    with log.engine() as con:
+        contacts = log.open_log(con, folder / "contacts.parquet", None)
+        con.register("roster", roster.assign(sid_key=contacts.roster_key(roster["student_id"])))
+        log.aggregate_students(contacts, year)
+        schools = frames.school_frame(con, staff)
+        coords = frames.coordinator_frame(con, staff, schools)
+        st = log.fetch(con, "SELECT * EXCLUDE (_pos) FROM st ORDER BY _pos")
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,

@@ -297,7 +297,7 @@ def test_impacts_match_the_library(pipeline, checked, root):
         se_type=step.SE_TYPE,
         estimand=step.ESTIMAND,
         mtp_family=step.MTP_FAMILY,
-        permutations=step.PERMUTATIONS,
+        sims=step.PERMUTATIONS,
         seed=step.SEED,
     )
     _assert_frame_matches(out / "05_impacts.csv", itt.to_frame())
@@ -414,7 +414,7 @@ def test_power_matches_the_library_and_the_formula(pipeline, checked, root):
         "model": step.MODEL,
         "n_covariates": step.N_COVARIATES,
         "alpha": step.ALPHA,
-        "power": step.TARGET_POWER,
+        "target_power": step.TARGET_POWER,
     }
     expected = pd.concat(
         [
@@ -468,7 +468,7 @@ def test_baseline_equivalence_matches_the_library(pipeline, checked, root):
             checked.students,
             outcome=o.name,
             basis=step.BASIS,
-            permutations=step.PERMUTATIONS,
+            sims=step.PERMUTATIONS,
             seed=step.SEED,
         )
         for o in ce.OUTCOMES

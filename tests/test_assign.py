@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cis_eval as ce
-from cis_eval.errors import DesignError
+from cis_eval.errors import DataValidationError, DesignError, OptionError, OptionTypeError
 
 
 def roster(sizes):
@@ -103,9 +103,38 @@ def test_input_not_modified_and_errors():
         ce.assign(dup, seed=1)
     with pytest.raises(DesignError, match="no column 'school'"):
         ce.assign(r, seed=1, block="school")
-    with pytest.raises(ValueError, match="strictly between"):
+    with pytest.raises(OptionError, match="strictly between"):
         ce.assign(r, seed=1, p=1.0)
-    with pytest.raises(DesignError, match="block size"):
+    with pytest.raises(OptionError, match="block size"):
         ce.assign(r, seed=1, p=None, n_treat=5)
     with pytest.raises(TypeError, match="seed"):
         ce.assign(r, seed=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"p": 1.5}, OptionError, "strictly between 0 and 1"),
+        ({"p": 0}, OptionError, "strictly between 0 and 1"),
+        ({"p": "half"}, OptionTypeError, "p must be a number"),
+        ({"seed": -3}, OptionError, "seed"),
+        ({"p": None}, OptionError, "exactly one of p"),
+        ({"p": None, "n_treat": {"S1": 2}}, OptionError, "no count"),
+    ],
+)
+def test_bad_options_are_option_errors(kwargs, error, words):
+    args = {"seed": 1, **kwargs}
+    with pytest.raises(error, match=words):
+        ce.assign(roster([4, 4]), **args)
+
+
+def test_empty_roster_and_unreadable_treatment_are_clear_errors():
+    with pytest.raises(DesignError, match="no students"):
+        ce.assign(roster([4]).iloc[:0], seed=1)
+    a = ce.assign(roster([4, 4]), seed=1)
+    bad = a.to_frame()
+    bad["treatment"] = bad["treatment"].astype(object)
+    bad.loc[bad.index[2], "treatment"] = "yes"
+    with pytest.raises(DataValidationError, match="not 0 or 1") as info:
+        ce.verify_assignment(bad, a.audit)
+    assert info.value.column == "treatment" and info.value.rows == (3,)

@@ -214,7 +214,9 @@ def test_every_chapter_offers_its_notebook_for_download(built_book):
         nbformat.validate(notebook)
         assert notebook.metadata["kernelspec"]["name"] == "python3"
         code = [c.source for c in notebook.cells if c.cell_type == "code"]
-        assert code[0] == "import cis_eval as ce"
+        # The first cell makes the download run on its own; then the page's own code.
+        assert code[0].strip() == _BOOK_TESTS.SETUP_CELL
+        assert code[1] == "import cis_eval as ce"
 
 
 def test_status_page_reports_every_executed_page(built_book):
@@ -283,11 +285,54 @@ def _assert_not_blank(shot: Path) -> None:
 
 
 def _math_chapter() -> str:
-    """The first chapter with display formulas (read from the sources, not hard-coded)."""
+    """The first chapter with display formulas and figures (read from the sources)."""
     for page in NOTEBOOKS:
-        if "$$" in source(page).read_text():
+        text = source(page).read_text()
+        if "$$" in text and "{glue:figure}" in text:
             return page
-    pytest.fail("no chapter with display math")
+    pytest.fail("no chapter with display math and figures")
+
+
+def _figure_names(page: str) -> list[str]:
+    return re.findall(r"^```\{glue:figure\} (\S+)$", source(page).read_text(), re.MULTILINE)
+
+
+FIGURE_NUMBER = re.compile(r"^Fig\. \d+(\.\d+)*$")
+
+
+def test_figures_are_numbered_and_cross_references_resolve(built_book):
+    """Every glued figure is a numbered <figure> with its id; every {numref}/{eq}/{ref}
+    in a chapter's source is a link whose target page and anchor exist."""
+    checked_refs = 0
+    for page in NOTEBOOKS:
+        html_path = built_book / f"{page}.html"
+        text = html_path.read_text(encoding="utf-8")
+        parsed = _parse(text)
+        for name in _figure_names(page):
+            assert name in parsed.ids, f"{page}: figure {name} has no anchor"
+            figure = re.search(rf'<figure[^>]*id="{re.escape(name)}".*?</figure>', text, re.DOTALL)
+            assert figure, f"{page}: {name} is not rendered as a <figure>"
+            number = re.search(r'class="caption-number">([^<]+)<', figure.group(0))
+            assert number, f"{page}: {name} has no figure number"
+            assert FIGURE_NUMBER.match(number.group(1).strip()), number.group(1)
+        roles = re.findall(r"\{(numref|eq|ref)\}`([^`]+)`", source(page).read_text())
+        links = [
+            value
+            for tag, attribute, value in parsed.refs
+            if tag == "a" and attribute == "href" and "#" in value
+        ]
+        for role, target in roles:
+            label = re.sub(r".*<([^>]+)>$", r"\1", target).strip()
+            anchor = f"equation-{label}" if role == "eq" else label
+            hits = [v for v in links if unquote(urlsplit(v).fragment) == anchor]
+            assert hits, f"{page}: {{{role}}}`{target}` is not a link to #{anchor}"
+            for value in hits:
+                parts = urlsplit(value)
+                target_path = (html_path.parent / unquote(parts.path)) if parts.path else html_path
+                assert target_path.is_file(), f"{page}: {value} -> missing page"
+                assert anchor in _parse(target_path.read_text(encoding="utf-8")).ids, value
+            checked_refs += 1
+    assert checked_refs > 0, "no cross-references found in the chapters"
 
 
 def test_landing_page_renders(built_book, tmp_path):
@@ -316,13 +361,16 @@ def test_chapter_renders_formulas_and_figures(built_book, tmp_path):
     # ... and no TeX source is left in the visible text.
     for pattern in (r"\\\(", r"\\\[", r"\$\$", r"\$[^$\s][^$]*\$", r"\\frac", r"\\sum"):
         assert not re.search(pattern, text), f"raw TeX left in the page: {pattern}"
-    # Figures: at least one image per plt.show() in the source, each a PNG on disk.
-    shows = source(chapter).read_text().count("plt.show()")
+    # Figures: one image per glued figure in the source, each a PNG on disk, and each
+    # captioned with its number ("Fig. 3.1") as the reader sees it.
+    names = _figure_names(chapter)
     images = [
         a["src"] for tag, a in page.tags if tag == "img" and a.get("src", "").endswith(".png")
     ]
-    assert len(images) >= shows > 0
+    assert len(images) >= len(names) > 0
     for src in images:
         assert (built_book / unquote(src)).read_bytes()[:4] == b"\x89PNG", src
+    numbers = re.findall(r"\bFig\. \d+(?:\.\d+)*", text)
+    assert len(set(numbers)) >= len(names), f"figure numbers shown: {numbers}"
     _assert_not_blank(shot)
     print(f"screenshot: {shot}")

@@ -129,7 +129,7 @@ def test_estimate_writes_the_impact_table_and_figure(tmp_path, small_trial):
         str(tmp_path / "contacts.csv"),
         "--out",
         str(out),
-        "--permutations",
+        "--sims",
         "200",
         "--subgroups",
         "school_level",
@@ -142,7 +142,7 @@ def test_estimate_writes_the_impact_table_and_figure(tmp_path, small_trial):
     tidy = pd.read_csv(out / "impacts_tidy.csv")
     # the file holds what the library computes on the same data
     checked = ce.validate(ce.load(tmp_path / "students.csv"))
-    lib = ce.estimate_itt(checked.students, permutations=200, seed=20130601).to_frame()
+    lib = ce.estimate_itt(checked.students, sims=200, seed=20130601).to_frame()
     pd.testing.assert_series_equal(tidy["estimate"], lib["estimate"], check_exact=False, rtol=1e-9)
     assert tidy["p_ri"].notna().all()
     for sid in small_trial.students["student_id"]:
@@ -173,3 +173,39 @@ def test_estimate_bad_input_is_one_line(tmp_path, small_trial):
         "HC9",
     )
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_import_is_lazy_and_the_public_api_is_whole(root):
+    """``import cis_eval`` loads nothing heavy; every public name still resolves."""
+    import ast
+
+    code = (
+        "import sys, cis_eval as ce\n"
+        "before = 'pandas' in sys.modules or 'numpy' in sys.modules\n"
+        "import cis_eval.fidelity.verb\n"
+        "from cis_eval.fidelity import FidelityResult\n"
+        "print(before, callable(ce.fidelity), ce.fidelity.__module__, FidelityResult.__name__)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    before, is_callable, module, result = r.stdout.split()
+    assert before == "False" and is_callable == "True" and module.startswith("cis_eval.fidelity")
+    assert result == "FidelityResult"
+    # the function wins over the subpackage of the same name, whatever was imported first
+    assert callable(ce.fidelity) and ce.fidelity.__name__ == "fidelity"
+    for name in ce.__all__:
+        assert getattr(ce, name) is not None, name
+    assert set(ce.__all__) <= set(dir(ce))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = ce.no_such_name
+    # the lazy table, the names type checkers see and __all__ agree
+    tree = ast.parse((root / "src" / "cis_eval" / "__init__.py").read_text())
+    checked = next(n for n in tree.body if isinstance(n, ast.If))
+    seen = {
+        a.asname or a.name
+        for n in ast.walk(checked)
+        if isinstance(n, ast.ImportFrom)
+        for a in n.names
+    }
+    table = set(ce._WHERE) | set(ce._MODULES)
+    assert seen == table and table | {"__version__"} == set(ce.__all__)

@@ -19,28 +19,25 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import cis_eval as ce
-from cis_eval import _engine
+from cis_eval._core import engine as _engine
 from cis_eval.cli import main
+from cis_eval.design._diagnose_batched import _draw, _estimate, _inverse, _masks, _population
 from cis_eval.design.diagnose import (
-    ESTIMATORS,
-    Design,
+    _KEY,
+    _PAIR,
     DiagnosisResult,
+    TrialDesign,
     _diagnosands,
-    _draw,
-    _estimate,
-    _inverse,
-    _masks,
-    _population,
 )
-from cis_eval.errors import DesignError, DesignWarning
+from cis_eval.errors import DesignWarning, OptionError
 from cis_eval.schema import OUTCOME_NAMES, OUTCOMES
 
-ALL = tuple(ESTIMATORS)
-# estimate_itt options of each estimator
+ALL = tuple(_PAIR)  # the batched estimators' private keys
+# estimate_itt options of each estimator: the same estimand and covariates
 OPTIONS = {
     "fixed_effects": {},
-    "fixed_effects_unadjusted": {"covariates": None},
-    "blocked_dim": {"estimand": "person_weighted", "covariates": None},
+    "fixed_effects_none": {"covariates": None},
+    "person_weighted_none": {"estimand": "person_weighted", "covariates": None},
 }
 RTOL = 1e-10
 
@@ -64,6 +61,21 @@ def _replication(students, po, z, masks):
     return data
 
 
+def _diagnose_all(design, **kwargs):
+    """Frame and draws of every estimator; the same seed gives the same replications.
+
+    Person-weighted estimates are diagnosed without covariates only, so they take a call
+    of their own.
+    """
+    a = ce.diagnose(design, estimand="fixed_effects", covariates=["default", None], **kwargs)
+    b = ce.diagnose(design, estimand="person_weighted", covariates=None, **kwargs)
+    frame = pd.concat([a.to_frame(), b.to_frame()], ignore_index=True)
+    draws = pd.concat([a.draws(), b.draws()], ignore_index=True)
+    for f in (frame, draws):
+        f["key"] = [_KEY[p] for p in zip(f["estimator"], f["covariates"], strict=True)]
+    return a, frame, draws
+
+
 def _itt(data, estimator, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DesignWarning)
@@ -79,14 +91,14 @@ def _draws(design, *, seed=5, r=3, rng_seed=11):
 
 
 DESIGNS = {
-    "study-like": Design(schools=6, students_per_school=60),
-    "differential-attrition": Design(
+    "study-like": TrialDesign(schools=6, students_per_school=60),
+    "differential-attrition": TrialDesign(
         schools=5, students_per_school=50, attrition=0.15, differential_attrition=0.06
     ),
-    "small-schools-missing": Design(
+    "small-schools-missing": TrialDesign(
         schools=8, students_per_school=12, attrition=0.3, baseline_missing=0.15
     ),
-    "unbalanced": Design(schools=4, students_per_school=40, share_treated=0.3),
+    "unbalanced": TrialDesign(schools=4, students_per_school=40, share_treated=0.3),
 }
 
 
@@ -169,7 +181,7 @@ def test_collinear_and_exactly_fitted_students_match_estimate_itt():
     """A missing-value indicator whose students have all left the sample is collinear (zero
     in the sample) and dropped; one that flags a single student fits that student exactly
     (leverage 1, no influence). Both as estimate_itt."""
-    design = Design(schools=4, students_per_school=60, baseline_missing=0.05)
+    design = TrialDesign(schools=4, students_per_school=60, baseline_missing=0.05)
     trial, pop, zr, masks = _draws(design, r=2)
     i = OUTCOME_NAMES.index("chronic_absence")
     students, po = _sorted(trial)
@@ -201,7 +213,7 @@ def test_inverse_drops_collinear_columns_like_the_engine():
 def test_blocked_difference_in_means_is_exactly_unbiased_over_every_assignment():
     """Exact enumeration of the within-school lottery: the mean of the person-weighted
     estimates over all assignments is the SATE (no attrition)."""
-    design = Design(schools=2, n_students=8, attrition=0.0, effects={"core_gpa": 0.3})
+    design = TrialDesign(schools=2, n_students=8, attrition=0.0, effects={"core_gpa": 0.3})
     trial = design.simulate(seed=3)
     pop = _population(trial, covariates=False)
     per_school = []
@@ -215,7 +227,7 @@ def test_blocked_difference_in_means_is_exactly_unbiased_over_every_assignment()
         per_school.append(rows)
     zr = np.array([np.concatenate(c) for c in itertools.product(*per_school)])
     masks = [np.broadcast_to(po.defined, zr.shape).astype(float) for po in pop.outcomes]
-    out = _estimate(pop, ("blocked_dim",), zr, masks)
+    out = _estimate(pop, ("person_weighted_none",), zr, masks)
     i = OUTCOME_NAMES.index("core_gpa")
     assert zr.shape[0] == math.prod(
         math.comb(m, int(pop.z[s : s + m].sum()))
@@ -226,9 +238,8 @@ def test_blocked_difference_in_means_is_exactly_unbiased_over_every_assignment()
 
 
 def test_resample_mode_estimates_each_simulated_trial():
-    design = Design(schools=4, students_per_school=40)
-    res = ce.diagnose(design, estimator=ALL, n_sims=2, seed=4, mode="resample", progress=False)
-    draws = res.draws()
+    design = TrialDesign(schools=4, students_per_school=40)
+    res, _, draws = _diagnose_all(design, sims=2, seed=4, mode="resample", progress=False)
     seeds = draws["population_seed"].unique()
     assert seeds.size == 2
     assert "Coverage (target)" in res.table().data.columns
@@ -236,7 +247,7 @@ def test_resample_mode_estimates_each_simulated_trial():
         trial = design.simulate(seed=int(seed))
         for est in ALL:
             ref = _itt(trial.students, est)
-            got = draws[(draws["population_seed"] == seed) & (draws["estimator"] == est)]
+            got = draws[(draws["population_seed"] == seed) & (draws["key"] == est)]
             got = got.set_index("outcome")
             for o in OUTCOMES:
                 assert got.loc[o.name, "estimate"] == pytest.approx(
@@ -260,14 +271,14 @@ def test_resample_mode_estimates_each_simulated_trial():
     seed=st.integers(0, 10_000),
 )
 def test_property_batched_equals_estimate_itt(schools, per_school, attrition, share, seed):
-    design = Design(
+    design = TrialDesign(
         schools=schools, students_per_school=per_school, attrition=attrition, share_treated=share
     )
     trial, pop, zr, masks = _draws(design, seed=seed, r=1, rng_seed=seed + 1)
-    out = _estimate(pop, ("fixed_effects", "fixed_effects_unadjusted"), zr, masks)
+    out = _estimate(pop, ("fixed_effects", "fixed_effects_none"), zr, masks)
     students, po = _sorted(trial)
     data = _replication(students, po, zr[0], [m[0] for m in masks])
-    for j, est in enumerate(("fixed_effects", "fixed_effects_unadjusted")):
+    for j, est in enumerate(("fixed_effects", "fixed_effects_none")):
         try:
             ref = _itt(data, est)
         except ce.errors.EstimationError:
@@ -282,7 +293,9 @@ def test_property_batched_equals_estimate_itt(schools, per_school, attrition, sh
 
 
 def test_lottery_keeps_each_schools_program_count_and_attrition_rates():
-    design = Design(schools=6, students_per_school=80, attrition=0.2, differential_attrition=0.1)
+    design = TrialDesign(
+        schools=6, students_per_school=80, attrition=0.2, differential_attrition=0.1
+    )
     trial = design.simulate(seed=1)
     pop = _population(trial, covariates=False)
     zr, keep = _draw(pop, design, np.random.default_rng(2), 400)
@@ -313,7 +326,7 @@ def test_diagnosands_equal_hand_formulas():
     e, s = est[:5], se[:5]
     crit = stats.t.ppf(0.975, 20)
     sig = np.abs(e / s) > crit
-    assert got["n_failed"] == 1 and got["n_sims"] == 6
+    assert got["n_failed"] == 1 and got["sims"] == 6
     assert got["mean_estimate"] == pytest.approx(e.mean())
     assert got["mean_estimate_mc_se"] == pytest.approx(e.std(ddof=1) / math.sqrt(5))
     assert got["bias"] == pytest.approx(e.mean() - truth)
@@ -372,10 +385,9 @@ def test_property_diagnosands_invariances(est, shift, scale):
 
 @pytest.mark.slow
 def test_null_effects_power_is_alpha_and_coverage_is_nominal():
-    design = Design(schools=12, students_per_school=80, effects={})
+    design = TrialDesign(schools=12, students_per_school=80, effects={})
     n = 2000
-    res = ce.diagnose(design, estimator=ALL, n_sims=n, seed=2026, progress=False)
-    f = res.to_frame()
+    _, f, _ = _diagnose_all(design, sims=n, seed=2026, progress=False)
     band = 3 * math.sqrt(0.05 * 0.95 / n)
     assert (f["estimand"] == 0).all()
     assert (f["n_failed"] == 0).all()
@@ -388,30 +400,30 @@ def test_null_effects_power_is_alpha_and_coverage_is_nominal():
 
 @pytest.mark.slow
 def test_with_an_effect_the_estimators_are_unbiased_for_the_sate():
-    design = Design(schools=10, students_per_school=80, attrition=0.0)
+    design = TrialDesign(schools=10, students_per_school=80, attrition=0.0)
     n = 2000
-    res = ce.diagnose(design, estimator=ALL, n_sims=n, seed=7, progress=False)
-    f = res.to_frame().set_index(["outcome", "estimator"])
-    row = f.loc[("chronic_absence", "blocked_dim")]
+    _, f, _ = _diagnose_all(design, sims=n, seed=7, progress=False)
+    f = f.set_index(["outcome", "key"])
+    row = f.loc[("chronic_absence", "person_weighted_none")]
     assert row["estimand"] == pytest.approx(-6.0, abs=0.5)
     np.testing.assert_array_less(np.abs(f["bias"]), 3 * f["bias_mc_se"] + 1e-12)
     # without covariates the HC2 (Neyman) variance is conservative for the SATE
     band = 3 * math.sqrt(0.0475 / n)
-    plain = f.xs("blocked_dim", level="estimator")["coverage"]
+    plain = f.xs("person_weighted_none", level="key")["coverage"]
     np.testing.assert_array_less(0.95 - band, plain)
     # with a dozen covariates in a few hundred students HC2 is only approximately so
-    adjusted = f.xs("fixed_effects", level="estimator")["coverage"]
+    adjusted = f.xs("fixed_effects", level="key")["coverage"]
     np.testing.assert_array_less(np.abs(adjusted - 0.95), 0.03)
     # covariates buy precision: lower RMSE than without them
     for o in ("chronic_absence", "core_gpa", "attendance_rate"):
-        assert f.loc[(o, "fixed_effects"), "rmse"] < f.loc[(o, "fixed_effects_unadjusted"), "rmse"]
+        assert f.loc[(o, "fixed_effects"), "rmse"] < f.loc[(o, "fixed_effects_none"), "rmse"]
 
 
 @pytest.mark.slow
 def test_design_and_resample_modes_agree_on_power_and_coverage():
-    design = Design(schools=8, students_per_school=60)
-    a = ce.diagnose(design, n_sims=400, seed=3, progress=False).to_frame()
-    b = ce.diagnose(design, n_sims=400, seed=3, mode="resample", progress=False).to_frame()
+    design = TrialDesign(schools=8, students_per_school=60)
+    a = ce.diagnose(design, sims=400, seed=3, progress=False).to_frame()
+    b = ce.diagnose(design, sims=400, seed=3, mode="resample", progress=False).to_frame()
     for col in ("power", "coverage"):
         gap = np.abs(a[col] - b[col])
         np.testing.assert_array_less(
@@ -420,14 +432,14 @@ def test_design_and_resample_modes_agree_on_power_and_coverage():
 
 
 def test_power_grows_with_the_number_of_schools_and_the_effect():
-    design = Design(schools=8, students_per_school=50)
-    res = ce.diagnose(design, n_sims=300, seed=9, grid={"schools": [3, 6, 12, 24]}, progress=False)
+    design = TrialDesign(schools=8, students_per_school=50)
+    res = ce.diagnose(design, sims=300, seed=9, grid={"schools": [3, 6, 12, 24]}, progress=False)
     f = res.to_frame()
     power = f[f["outcome"] == "chronic_absence"].sort_values("schools")["power"].to_numpy()
     assert np.all(np.diff(power) > 0), power
     res = ce.diagnose(
         design,
-        n_sims=300,
+        sims=300,
         seed=9,
         grid={"chronic_absence": [-0.02, -0.05, -0.10]},
         progress=False,
@@ -441,11 +453,11 @@ def test_power_grows_with_the_number_of_schools_and_the_effect():
 @settings(max_examples=6, deadline=None)
 @given(small=st.integers(3, 6), factor=st.integers(3, 5), seed=st.integers(0, 1000))
 def test_property_power_monotone_in_students_per_school(small, factor, seed):
-    design = Design(schools=small, students_per_school=30, effects={"core_gpa": 0.15})
+    design = TrialDesign(schools=small, students_per_school=30, effects={"core_gpa": 0.15})
     res = ce.diagnose(
         design,
-        estimator="fixed_effects_unadjusted",
-        n_sims=200,
+        covariates=None,
+        sims=200,
         seed=seed,
         grid={"students_per_school": [30, 30 * factor]},
         progress=False,
@@ -459,14 +471,14 @@ def test_property_power_monotone_in_students_per_school(small, factor, seed):
 
 
 def test_same_seed_same_result_and_other_seed_differs():
-    design = Design(schools=4, students_per_school=30)
-    a = ce.diagnose(design, n_sims=50, seed=12, progress=False)
-    b = ce.diagnose(design, n_sims=50, seed=12, progress=False)
-    c = ce.diagnose(design, n_sims=50, seed=13, progress=False)
+    design = TrialDesign(schools=4, students_per_school=30)
+    a = ce.diagnose(design, sims=50, seed=12, progress=False)
+    b = ce.diagnose(design, sims=50, seed=12, progress=False)
+    c = ce.diagnose(design, sims=50, seed=13, progress=False)
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     pd.testing.assert_frame_equal(a.draws(), b.draws())
     assert not a.draws()["estimate"].equals(c.draws()["estimate"])
-    g = ce.diagnose(design, n_sims=5, seed=np.random.default_rng(1), progress=False)
+    g = ce.diagnose(design, sims=5, seed=np.random.default_rng(1), progress=False)
     assert g.seed is None and a.seed == 12
 
 
@@ -474,29 +486,30 @@ def test_results_do_not_depend_on_chunking_and_more_sims_extend_the_run(monkeypa
     import sys
 
     module = sys.modules["cis_eval.design.diagnose"]
-    design = Design(schools=4, students_per_school=30)
-    a = ce.diagnose(design, n_sims=40, seed=1, progress=False).draws()
+    design = TrialDesign(schools=4, students_per_school=30)
+    a = ce.diagnose(design, sims=40, seed=1, progress=False).draws()
     monkeypatch.setattr(module, "CHUNK_ELEMENTS", 1)  # one block of replications at a time
-    b = ce.diagnose(design, n_sims=40, seed=1, progress=False).draws()
+    b = ce.diagnose(design, sims=40, seed=1, progress=False).draws()
     pd.testing.assert_frame_equal(a, b)
-    longer = ce.diagnose(design, n_sims=70, seed=1, progress=False).draws()
+    longer = ce.diagnose(design, sims=70, seed=1, progress=False).draws()
     first = longer[longer["sim"] < 40].reset_index(drop=True)
     pd.testing.assert_frame_equal(first, a)
     for workers in (1, 3):
-        c = ce.diagnose(design, n_sims=40, seed=1, progress=False, workers=workers).draws()
+        c = ce.diagnose(design, sims=40, seed=1, progress=False, workers=workers).draws()
         pd.testing.assert_frame_equal(c, a)
 
 
 def test_result_object():
-    design = Design(schools=4, students_per_school=30)
-    res = ce.diagnose(
-        design, estimator=["fixed_effects", "blocked_dim"], n_sims=30, seed=1, progress=False
-    )
+    design = TrialDesign(schools=4, students_per_school=30)
+    res = ce.diagnose(design, covariates=["default", None], sims=30, seed=1, progress=False)
     assert isinstance(res, DiagnosisResult)
     assert repr(res) == "DiagnosisResult(6 outcomes, 2 estimators, 30 simulations, mode=design)"
     frame = res.to_frame()
     assert list(frame["outcome"].unique()) == list(OUTCOME_NAMES)
-    assert len(frame) == 12 and frame["n_sims"].eq(30).all()
+    assert len(frame) == 12 and frame["sims"].eq(30).all()
+    assert res.estimators == (("fixed_effects", "default"), ("fixed_effects", "none"))
+    assert list(frame["covariates"].unique()) == ["default", "none"]
+    assert (frame["estimator"] == "fixed_effects").all()
     frame.loc[0, "power"] = 99.0
     assert res.to_frame().loc[0, "power"] != 99.0
     draws = res.draws()
@@ -509,7 +522,7 @@ def test_result_object():
     text = table.to_text()
     assert "Chronically absent" in text and " (0." in text
     with pytest.raises(dataclasses.FrozenInstanceError):
-        res.n_sims = 3  # type: ignore[misc]
+        res.sims = 3  # type: ignore[misc]
     back = pickle.loads(pickle.dumps(res))
     pd.testing.assert_frame_equal(back.to_frame(), res.to_frame())
     assert back.design == res.design
@@ -518,40 +531,40 @@ def test_result_object():
 def test_plots_draw_on_given_axes():
     import matplotlib.pyplot as plt
 
-    design = Design(schools=4, students_per_school=30)
-    res = ce.diagnose(design, n_sims=20, seed=1, grid={"schools": [3, 4]}, progress=False)
+    design = TrialDesign(schools=4, students_per_school=30)
+    res = ce.diagnose(design, sims=20, seed=1, grid={"schools": [3, 4]}, progress=False)
     _fig, (a1, a2) = plt.subplots(1, 2)
     assert res.plot(a1) is a1
     assert res.plot(a2, diagnosand="coverage", outcomes=["chronic_absence"]) is a2
     assert a1.get_xlabel() == "Schools" and a2.get_ylabel() == "Coverage"
     with pytest.raises(ValueError, match="diagnosand"):
         res.plot(a1, diagnosand="nonsense")  # type: ignore[arg-type]
-    flat = ce.diagnose(design, n_sims=20, seed=1, progress=False)
+    flat = ce.diagnose(design, sims=20, seed=1, progress=False)
     ax = flat.plot(diagnosand="bias")
     assert len(ax.get_yticks()) == 6
     plt.close("all")
 
 
 def test_progress_bar_goes_to_stderr_only_when_asked(capsys):
-    design = Design(schools=3, students_per_school=20)
-    ce.diagnose(design, n_sims=5, seed=1, progress=False)
+    design = TrialDesign(schools=3, students_per_school=20)
+    ce.diagnose(design, sims=5, seed=1, progress=False)
     assert capsys.readouterr().err == ""
-    ce.diagnose(design, n_sims=5, seed=1, progress=True)
+    ce.diagnose(design, sims=5, seed=1, progress=True)
     captured = capsys.readouterr()
     assert "diagnose" in captured.err and captured.out == ""
 
 
 def test_design_declaration():
-    d = Design()
+    d = TrialDesign()
     assert d.schools == 28 and d.total_students == 2230
     assert d.effects["chronic_absence"] == -0.06 and d.effects["core_gpa"] == 0.0
     with pytest.raises(TypeError):
         d.effects["core_gpa"] = 1.0  # type: ignore[index]
-    assert Design(n_students=1000).vary("schools", 40).total_students == 1000
-    assert Design(students_per_school=50).vary("schools", 40).total_students == 2000
-    assert Design().vary("students_per_school", 10).n_students is None
-    assert Design().vary("core_gpa", 0.2).effects["core_gpa"] == 0.2
-    trial = Design(schools=3, students_per_school=20, take_up=0.5).simulate(seed=1)
+    assert TrialDesign(n_students=1000).vary("schools", 40).total_students == 1000
+    assert TrialDesign(students_per_school=50).vary("schools", 40).total_students == 2000
+    assert TrialDesign().vary("students_per_school", 10).n_students is None
+    assert TrialDesign().vary("core_gpa", 0.2).effects["core_gpa"] == 0.2
+    trial = TrialDesign(schools=3, students_per_school=20, take_up=0.5).simulate(seed=1)
     assert trial.params.n_schools == 3 and trial.params.take_up == 0.5
     assert len(trial.contacts) == 0
 
@@ -574,30 +587,33 @@ def test_design_declaration():
     ],
 )
 def test_bad_design_is_a_clear_error(kwargs, match):
-    with pytest.raises(DesignError, match=match):
-        Design(**kwargs)
+    with pytest.raises(OptionError, match=match):
+        TrialDesign(**kwargs)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_sims": 0}, "n_sims must be at least 1"),
-        ({"n_sims": 2.5}, "n_sims must be a whole number"),
-        ({"estimator": "ols"}, "estimator='ols' is not an option"),
-        ({"estimator": []}, "estimator is empty"),
+        ({"sims": 0}, "sims must be at least 1"),
+        ({"sims": 2.5}, "sims must be a whole number"),
+        ({"estimand": "ols"}, "estimand='ols' is not an option"),
+        ({"estimand": "blocked_dim"}, "estimand='blocked_dim' is not an option"),
+        ({"estimand": []}, "estimand is empty"),
+        ({"covariates": "none"}, "covariates='none' is not an option"),
+        ({"estimand": "person_weighted"}, "without covariates only"),
         ({"alpha": 1.5}, "alpha must be strictly between 0 and 1"),
         ({"mode": "bootstrap"}, "mode='bootstrap' is not an option"),
         ({"grid": {"dropout": [1]}}, "grid parameter 'dropout' is not an option"),
         ({"grid": {"schools": []}}, r"grid\['schools'\] is empty"),
         ({"grid": {"schools": [1, 2]}}, "at least 2 schools"),
-        ({"seed": -1}, "seed must be a non-negative int"),
+        ({"seed": -1}, "seed must be a whole number of 0 or more"),
         ({"workers": 0}, "workers must be at least 1"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, match):
-    args = {"n_sims": 5, "seed": 1, "progress": False, **kwargs}
-    with pytest.raises(DesignError, match=match):
-        ce.diagnose(Design(schools=3, students_per_school=20), **args)
+    args = {"sims": 5, "seed": 1, "progress": False, **kwargs}
+    with pytest.raises(OptionError, match=match):
+        ce.diagnose(TrialDesign(schools=3, students_per_school=20), **args)
 
 
 def test_cli_diagnose(tmp_path, capsys):
@@ -617,8 +633,10 @@ def test_cli_diagnose(tmp_path, capsys):
             "3",
             "--grid",
             "schools=3,4",
-            "--estimator",
-            "fixed_effects,blocked_dim",
+            "--estimand",
+            "fixed_effects,person_weighted",
+            "--covariates",
+            "none",
             "--no-progress",
             "--out",
             str(out),
@@ -641,7 +659,8 @@ def test_cli_diagnose(tmp_path, capsys):
         ["--share-treated", "1"],
         ["--icc", "-0.2"],
         ["--sims", "0"],
-        ["--estimator", "ols"],
+        ["--estimand", "ols"],
+        ["--covariates", "age"],
         ["--effect", "chronic_absence"],
         ["--effect", "chronic_absence=-0.1,-0.2"],
         ["--grid", "schools=a,b"],
@@ -652,3 +671,11 @@ def test_cli_bad_input_exits_2_with_one_line(argv, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_estimand_names_are_those_of_estimate_itt():
+    from cis_eval.design.diagnose import DIAGNOSE_ESTIMANDS, ESTIMATORS
+
+    assert set(DIAGNOSE_ESTIMANDS) <= set(ce.ESTIMANDS)
+    assert {e for e, _ in ESTIMATORS} == set(DIAGNOSE_ESTIMANDS)
+    assert {c for _, c in ESTIMATORS} == {"default", "none"}

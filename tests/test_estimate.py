@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
 import cis_eval as ce
-from cis_eval import _engine
+from cis_eval._core import engine as _engine
 from cis_eval._core.multiplicity import benjamini_hochberg, bonferroni, holm, westfall_young
-from cis_eval.errors import DesignWarning, EstimationError
+from cis_eval.errors import DesignWarning, EstimationError, OptionError, OptionTypeError
 
 DESIGNS = ("shipped", "small_schools", "unbalanced")
 
@@ -365,9 +365,7 @@ def test_randomization_p_values_are_uniform_under_the_null():
             trial = ce.simulate(
                 seed=5000 + r, scenario="null", n_students=300, n_schools=5, contacts=False
             )
-            f = ce.estimate_itt(
-                trial.students, outcomes=["core_gpa"], permutations=199, seed=r
-            ).to_frame()
+            f = ce.estimate_itt(trial.students, outcomes=["core_gpa"], sims=199, seed=r).to_frame()
             pvals.append(f.loc[0, "p_ri"])
     pvals = np.array(pvals)
     for cut in (0.1, 0.25, 0.5):
@@ -377,8 +375,8 @@ def test_randomization_p_values_are_uniform_under_the_null():
 
 def test_randomization_inference_is_seeded_and_finds_a_large_effect():
     trial = ce.simulate(seed=2, n_students=600, n_schools=6, effects={"core_gpa": 0.4})
-    a = ce.estimate_itt(trial.students, outcomes=["core_gpa"], permutations=500, seed=3)
-    b = ce.estimate_itt(trial.students, outcomes=["core_gpa"], permutations=500, seed=3)
+    a = ce.estimate_itt(trial.students, outcomes=["core_gpa"], sims=500, seed=3)
+    b = ce.estimate_itt(trial.students, outcomes=["core_gpa"], sims=500, seed=3)
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     assert a.to_frame().loc[0, "p_ri"] == pytest.approx(1 / 501)
 
@@ -389,22 +387,14 @@ def test_randomization_statistic_of_the_observed_assignment_is_the_estimate(
     statistic, estimand, small_trial
 ):
     # the permutation machinery, applied to the real assignment, reproduces the estimate
-    from cis_eval import estimate as E
+    from cis_eval._core import randomization as R
+    from cis_eval._core.impact import setup
+    from cis_eval._core.spec import ImpactSpec
 
-    run = E._setup(
-        small_trial.students,
-        outcomes=["core_gpa"],
-        treatment="treatment",
-        block="school_id",
-        covariates=None,
-        estimand=estimand,
-        lin=False,
-        se_type="HC2",
-        cluster=None,
-        alpha=0.05,
-        chronic_threshold=0.1,
+    spec = ImpactSpec.build(
+        small_trial.students, outcomes=["core_gpa"], covariates=None, estimand=estimand
     )
-    from cis_eval import _randomization as R
+    run = setup(small_trial.students, spec)
 
     st_ = (
         R.fixed_effects_statistic(run.d, run.builts[0], statistic, "HC2")
@@ -497,7 +487,7 @@ def test_result_is_immutable_and_hands_out_copies(small_trial):
     frame.loc[:, "estimate"] = 0.0
     assert (itt.to_frame()["estimate"] != 0).any()
     with pytest.raises(AttributeError):
-        itt.se_type = "HC1"  # type: ignore[misc]
+        itt.spec = itt.spec  # type: ignore[misc]
     assert list(itt.estimate.index) == list(ce.OUTCOME_NAMES)
 
 
@@ -703,7 +693,7 @@ def test_options_are_checked(frame):
     with pytest.raises(ValueError, match="estimand"):
         ce.estimate_itt(frame, outcomes=["y"], estimand="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs a seed"):
-        ce.estimate_itt(frame, outcomes=["y"], permutations=100)
+        ce.estimate_itt(frame, outcomes=["y"], sims=100)
     with pytest.raises(ValueError, match="alpha"):
         ce.estimate_itt(frame, outcomes=["y"], alpha=1.5)
 
@@ -713,3 +703,77 @@ def test_cace_needs_receipt(small_trial):
         ce.estimate_cace(small_trial.students)
     with pytest.raises(EstimationError, match="no receipt column"):
         ce.estimate_cace(small_trial.students, received="served")
+
+
+# ----------------------------------------------------------------- the specification
+
+
+def test_every_result_keeps_the_spec_that_produced_it(small_trial):
+    s = small_trial.students
+    itt = ce.estimate_itt(s, outcomes=["core_gpa"], se_type="CR2", sims=50, seed=4)
+    spec = itt.spec
+    assert [o.name for o in spec.outcomes] == ["core_gpa"]
+    assert spec.covariates["core_gpa"] == tuple(ce.default_covariates("core_gpa", s))
+    assert (spec.se_type, spec.sims, spec.seed, spec.alpha) == ("CR2", 50, 4, 0.05)
+    assert itt.se_type == "CR2" and itt.estimand == "fixed_effects"
+    assert "sims=50" in repr(spec) and "\n" not in repr(spec)
+    cace = ce.estimate_cace(s, small_trial.contacts, outcomes=["core_gpa"], covariates=None)
+    assert cace.spec.covariates["core_gpa"] == () and cace.se_type == "HC2"
+    sub = ce.estimate_subgroups(s, "female", outcomes=["core_gpa"], lin=True)
+    assert sub.spec.lin and sub.alpha == 0.05
+    sens = ce.estimate_sensitivity(s, outcomes=["chronic_absence"])
+    assert [o.name for o in sens.spec.outcomes] == ["chronic_absence"]
+
+
+def test_the_spec_is_read_only(small_trial):
+    spec = ce.estimate_itt(small_trial.students, outcomes=["core_gpa"]).spec
+    with pytest.raises(AttributeError):
+        spec.se_type = "HC1"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.covariates["core_gpa"] = ()  # type: ignore[index]
+
+
+def test_a_generator_seed_is_not_recorded(small_trial):
+    itt = ce.estimate_itt(
+        small_trial.students, outcomes=["core_gpa"], sims=20, seed=np.random.default_rng(1)
+    )
+    assert itt.spec.seed is None and itt.spec.sims == 20
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"se_type": "HC4"}, "se_type='HC4' is not an option"),
+        ({"estimand": "median"}, "estimand='median' is not an option"),
+        ({"statistic": "max"}, "statistic='max' is not an option"),
+        ({"mtp_family": "some"}, "mtp_family='some' is not an option"),
+        ({"alpha": 0.0}, "alpha must be strictly between 0 and 1"),
+        ({"sims": -1, "seed": 1}, "sims must be 0 or more"),
+        ({"sims": 10}, "needs a seed"),
+        ({"covariates": "all"}, "covariates='all'"),
+        ({"outcomes": []}, "outcomes is empty"),
+        ({"outcomes": ["y", "y"]}, "listed twice"),
+    ],
+)
+def test_bad_options_raise_option_error(frame, kw, message):
+    kw = {"outcomes": ["y"]} | kw
+    with pytest.raises(OptionError, match=message):
+        ce.estimate_itt(frame, **kw)
+
+
+def test_bad_options_of_the_other_verbs_raise_option_error(frame):
+    with pytest.raises(OptionError, match="se_type"):
+        ce.estimate_cace(frame, received="treatment", outcomes=["y"], se_type="HC9")
+    with pytest.raises(OptionError, match="estimand"):
+        ce.estimate_subgroups(frame, "school_id", outcomes=["y"], estimand="x")
+    with pytest.raises(OptionTypeError, match="students must be a pandas DataFrame"):
+        ce.estimate_sensitivity([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_the_described_options_are_the_literal_options():
+    from typing import get_args
+
+    from cis_eval._typing import Estimand, SEType
+
+    assert tuple(ce.ESTIMANDS) == get_args(Estimand)
+    assert tuple(ce.SE_TYPES) == get_args(SEType)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import cis_eval as ce
-from cis_eval.errors import DataValidationError, DesignWarning
-from cis_eval.fidelity.verb import (
+from cis_eval import schema
+from cis_eval.errors import DataValidationError, DesignWarning, OptionError, OptionTypeError
+from cis_eval.fidelity import (
     FidelityTargets,
     Target,
     fidelity,
@@ -79,7 +81,8 @@ def staff() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def hand() -> ce.FidelityResult:
-    return fidelity(roster(), log(), staff(), school_year=YEAR)
+    # through the end of the year: full-year targets, although the log stops in January
+    return fidelity(roster(), log(), staff(), school_year=YEAR, through=YEAR[1])
 
 
 def student(res: ce.FidelityResult, sid: str) -> pd.Series:
@@ -161,12 +164,18 @@ def test_coordinator_with_no_students(hand):
     k3 = c.loc["K3"]
     assert k3["students_served"] == 0 and k3["total_hours"] == 0 and k3["share_reached"] == 0
     assert np.isnan(k3["contacts_mean"])
-    k1, k2 = c.loc["K1"], c.loc["K2"]
+    k1 = c.loc["K1"]
     assert (k1["students_served"], k1["control_students_served"]) == (3, 1)
     assert k1["total_contacts"] == 4  # p1 2, p2 1, p3 1 (its other contact is K2's)
     assert k1["share_reached"] == pytest.approx(3 / 4)
-    assert k2["students_served"] == 2  # p3 (in S1) and q1
-    assert k2["share_reached"] == pytest.approx(2 / 3)
+    # K2 is staffed at S2 but also saw p3 at S1: one row per coordinator and school,
+    # each student counted at the school they are enrolled in.
+    k2 = c.loc["K2"].set_index("school_id")
+    assert k2.loc["S2", "students_served"] == 1  # q1
+    assert k2.loc["S2", "share_reached"] == pytest.approx(1 / 3)
+    assert k2.loc["S1", "students_served"] == 1  # p3
+    assert k2.loc["S1", "share_reached"] == pytest.approx(1 / 4)
+    assert np.isnan(k2.loc["S1", "fte"])  # not staffed there
     assert k1["caseload"] == 80 and k1["caseload_source"] == "reported"
 
 
@@ -200,7 +209,8 @@ def test_benchmarks_flags_and_targets(hand):
     b = hand.to_frame("benchmarks").set_index("measure")
     assert b.loc["contacts", "study_benchmark"] == "at least 19"
     assert b.loc["contacts", "status_study"] == "below"
-    assert b.loc["caseload", "value"] == pytest.approx((80 + 60 + 5) / 3)
+    # caseloads per FTE, averaged over coordinators (K3: 5 students at half-time)
+    assert b.loc["caseload", "value"] == pytest.approx((80 + 60 + 5 / 0.5) / 3)
     assert b.loc["caseload", "status_study"] == "meets"
     s = hand.to_frame("school").set_index("school_id")
     assert s.loc["S1", "status_contacts"] == "below"
@@ -229,12 +239,14 @@ def test_user_targets_override_the_study_in_flags():
         {"contacts": 1.5, "caseload": {"max": 70}, "tolerance": 0.0, "name": "Ours"}
     )
     assert t.effective("contacts").low == 1.5 and t.effective("hours").low == 16
-    res = fidelity(roster(), log(), staff(), school_year=YEAR, targets=t)
+    res = fidelity(roster(), log(), staff(), school_year=YEAR, through=YEAR[1], targets=t)
     s = res.to_frame("school").set_index("school_id")
     assert s.loc["S1", "status_contacts"] == "meets"  # 5/3 >= 1.5
     c = res.to_frame("coordinator").set_index("coordinator_id")
     assert c.loc["K1", "status_caseload"] == "above"
-    assert c.loc["K2", "status_caseload"] == "meets"
+    k2 = c.loc["K2"].set_index("school_id")
+    assert k2.loc["S2", "status_caseload"] == "meets"
+    assert k2.loc["S1", "status_caseload"] == ""  # counted in the caseload reported at S2
 
 
 @pytest.mark.parametrize(
@@ -309,11 +321,11 @@ def test_service_receipt_on_simulated_categorical_logs(small_trial):
 
 
 def test_service_receipt_checks_its_arguments():
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(OptionError, match="at least 1"):
         service_receipt(roster(), log(), min_contacts=0)
-    with pytest.raises(TypeError, match="integer"):
+    with pytest.raises(OptionTypeError, match="integer"):
         service_receipt(roster(), log(), min_contacts=True)
-    with pytest.raises(ValueError, match="tier"):
+    with pytest.raises(OptionError, match="tier"):
         service_receipt(roster(), log(), tier=3)
     with pytest.raises(DataValidationError, match="'tier'"):
         service_receipt(roster(), log().drop(columns="tier"))
@@ -437,7 +449,7 @@ def bad(edits: dict) -> pd.DataFrame:
         ({(2, "minutes"): 12.5}, "minutes", "not whole numbers"),
         ({(2, "date"): pd.Timestamp("2014-03-01")}, "date", "outside the school year"),
         ({(2, "date"): "someday"}, "date", "not dates"),
-        ({(2, "tier"): 3}, "tier", "not allowed"),
+        ({(2, "tier"): 3}, "tier", "outside the allowed range"),
         ({(2, "mode"): "carrier pigeon"}, "mode", "not allowed"),
         ({(2, "student_id"): "SECRET-77"}, "student_id", "not in the roster"),
         ({(2, "contact_id"): "k0"}, "contact_id", "repeat a contact identifier"),
@@ -452,6 +464,37 @@ def test_bad_logs_give_clear_errors_without_identifiers(edit, column, words):
     text = str(exc.value)
     for sid in [*roster()["student_id"], "SECRET-77", *log()["contact_id"]]:
         assert f"'{sid}'" not in text and f" {sid} " not in text
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_category_spellings_follow_validation(tmp_path, to_file):
+    # One normaliser serves validation and the log reader: a wording one accepts, the other does.
+    spelt = {0: "Academics", 1: "Behaviour", 3: "Mental-Health", 4: " mental health "}
+    c = bad({(row, "service_type"): v for row, v in spelt.items()})
+    c.loc[8, "service_type"] = "Social & Life Skills"
+    c.loc[2, "mode"] = "INDIVIDUAL"
+    report = ce.validate(contacts=c, school_year=YEAR)
+    assert report.ok
+    typed = report.contacts
+    assert typed is not None
+    assert typed.loc[8, "service_type"] == schema.normalise_category("Social & Life Skills")
+    source: pd.DataFrame | Path = c
+    if to_file:
+        source = tmp_path / "log.csv"
+        c.to_csv(source, index=False)
+    raw = fidelity(roster(), source, school_year=YEAR).to_frame("service_mix")
+    clean = fidelity(roster(), typed, school_year=YEAR).to_frame("service_mix")
+    pd.testing.assert_frame_equal(raw, clean)
+
+
+def test_contact_length_limits_come_from_the_contract():
+    minutes = schema.COLUMNS["contacts"]["minutes"]
+    assert minutes.minimum is not None and minutes.maximum is not None
+    ok = bad({(2, "minutes"): minutes.maximum, (3, "minutes"): minutes.minimum})
+    fidelity(roster(), ok, school_year=YEAR)
+    with pytest.raises(DataValidationError) as exc:
+        fidelity(roster(), bad({(2, "minutes"): minutes.maximum + 1}), school_year=YEAR)
+    assert f"between {minutes.minimum:g} and {minutes.maximum:g}" in exc.value.problems[0].expected
 
 
 def test_every_problem_is_listed_at_once():
@@ -470,8 +513,9 @@ def test_missing_columns_are_named():
     with pytest.raises(DataValidationError) as exc:
         fidelity(roster(), log().drop(columns=["minutes", "mode"]))
     assert {p.column for p in exc.value.problems} == {"minutes", "mode"}
-    with pytest.raises(DataValidationError, match="'treatment'"):
-        fidelity(roster().drop(columns="treatment"), log())
+    # A program roster needs no treatment column, but it needs the school.
+    with pytest.raises(DataValidationError, match="'school_id'"):
+        fidelity(roster().drop(columns="school_id"), log())
 
 
 def test_bad_roster_values_are_clear():
@@ -512,14 +556,18 @@ def test_validated_text_files_work_end_to_end(tmp_path):
 
 
 def test_argument_checks(tmp_path):
-    with pytest.raises(ValueError, match="thresholds"):
+    with pytest.raises(OptionError, match="thresholds"):
         fidelity(roster(), log(), thresholds=(0, 5))
-    with pytest.raises(ValueError, match="caseload_guide"):
+    with pytest.raises(OptionError, match="caseload_guide"):
         fidelity(roster(), log(), caseload_guide="huge")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_cell"):
         fidelity(roster(), log(), min_cell=0)
-    with pytest.raises(ValueError, match="weeks"):
+    with pytest.raises(OptionError, match="weeks"):
         fidelity(roster(), log(), school_year=("2011-08-01", "2013-07-31"))
+    with pytest.raises(OptionError, match="last day is before the first"):
+        fidelity(roster(), log(), school_year=("2013-07-31", "2012-08-01"))
+    with pytest.raises(OptionTypeError, match="targets must be"):
+        fidelity(roster(), log(), targets=20)  # type: ignore[arg-type]
     with pytest.raises(DataValidationError, match="file not found"):
         fidelity(roster(), "no/such/log.parquet")
     (tmp_path / "log.xlsx").write_bytes(b"")
@@ -538,7 +586,7 @@ def test_plots_draw_on_given_axes(small_trial):
             assert ax.has_data() or ax.texts
     finally:
         plt.close(fig)
-    with pytest.raises(ValueError, match="measure"):
+    with pytest.raises(OptionError, match="measure"):
         res.plot("dosage", measure="shoe_size")
 
 

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import cis_eval as ce
-from cis_eval import integrity as I
-from cis_eval.cli.main import DEMO_SECTIONS, main
-from cis_eval.errors import DesignError, DesignWarning, EstimationError
+from cis_eval.cli.demo import DEMO_SECTIONS
+from cis_eval.cli.main import main
+from cis_eval.errors import DesignError, DesignWarning, EstimationError, OptionError
+from cis_eval.integrity import review as I_review
+from cis_eval.integrity import wwc_category
 
 # --------------------------------------------------------------------------- transcriptions
 # WWC Standards Handbook Table II.1, typed in independently of the package data: the
@@ -107,7 +109,7 @@ def shipped(synthetic_dir):
 
 @pytest.fixture(scope="module")
 def shipped_be(shipped):
-    return ce.baseline_equivalence(shipped, outcome="chronic_absence", permutations=500, seed=7)
+    return ce.baseline_equivalence(shipped, outcome="chronic_absence", sims=500, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -394,21 +396,21 @@ def test_attrition_bad_input(shipped):
 
 def test_wwc_category_boundaries():
     assert ce.integrity.wwc_category(0.0) == "satisfied"
-    assert I.wwc_category(0.05) == "satisfied"
-    assert I.wwc_category(-0.05) == "satisfied"
-    assert I.wwc_category(0.0500001) == "requires adjustment"
-    assert I.wwc_category(0.25) == "requires adjustment"
-    assert I.wwc_category(-0.25) == "requires adjustment"
-    assert I.wwc_category(0.2500001) == "not satisfied"
-    assert I.wwc_category(float("nan")) == "not computed"
+    assert wwc_category(0.05) == "satisfied"
+    assert wwc_category(-0.05) == "satisfied"
+    assert wwc_category(0.0500001) == "requires adjustment"
+    assert wwc_category(0.25) == "requires adjustment"
+    assert wwc_category(-0.25) == "requires adjustment"
+    assert wwc_category(0.2500001) == "not satisfied"
+    assert wwc_category(float("nan")) == "not computed"
 
 
 @given(a=st.floats(-2, 2, allow_nan=False), b=st.floats(-2, 2, allow_nan=False))
 def test_category_monotone_in_absolute_effect_size(a, b):
     order = ["satisfied", "requires adjustment", "not satisfied"]
     small, large = sorted((a, b), key=abs)
-    assert order.index(I.wwc_category(small)) <= order.index(I.wwc_category(large))
-    assert I.wwc_category(a) == I.wwc_category(-a)
+    assert order.index(wwc_category(small)) <= order.index(wwc_category(large))
+    assert wwc_category(a) == wwc_category(-a)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -476,7 +478,7 @@ def test_baseline_effect_sizes_by_the_wwc_formulas(shipped, shipped_be):
             )
             assert f.at[c, "effect_size_adjusted"] == pytest.approx(omega * adj / s, rel=1e-10)
         assert f.at[c, "effect_size"] == f.at[c, "effect_size_adjusted"]
-        assert f.at[c, "wwc_category"] == I.wwc_category(f.at[c, "effect_size"])
+        assert f.at[c, "wwc_category"] == wwc_category(f.at[c, "effect_size"])
 
 
 def _omnibus_design(d, chars):
@@ -517,7 +519,7 @@ def test_randomization_test_equals_the_naive_loop():
     d = make_trial(n_schools=4, per_school=30, seed=2, missing_pretest=7)
     chars = ["pretest", "trait"]
     n_perm, seed = 80, 11
-    be = ce.baseline_equivalence(d, characteristics=chars, permutations=n_perm, seed=seed)
+    be = ce.baseline_equivalence(d, characteristics=chars, sims=n_perm, seed=seed)
     om = be.omnibus().set_index("test")
     xc = _omnibus_design(d, chars)
     x = pd.concat([xc, pd.get_dummies(d["school_id"], dtype=float)], axis=1).to_numpy()
@@ -549,7 +551,7 @@ def test_randomization_test_equals_the_naive_loop():
 
 def test_randomization_test_is_reproducible():
     d = make_trial(seed=4)
-    kw = {"characteristics": ["pretest", "trait"], "permutations": 300}
+    kw = {"characteristics": ["pretest", "trait"], "sims": 300}
     a = ce.baseline_equivalence(d, seed=5, **kw).omnibus()
     b = ce.baseline_equivalence(d, seed=5, **kw).omnibus()
     c = ce.baseline_equivalence(d, seed=6, **kw).omnibus()
@@ -577,7 +579,7 @@ def test_omnibus_p_values_uniform_under_random_assignment():
     for i in range(reps):
         z = np.concatenate([rng.permutation(half) for _ in range(n_s)])
         be = ce.baseline_equivalence(
-            base.assign(treatment=z), characteristics=["x1", "x2", "x3"], permutations=199,
+            base.assign(treatment=z), characteristics=["x1", "x2", "x3"], sims=199,
             seed=i,
         )  # fmt: skip
         ps.append(be.omnibus()["p_value"].to_numpy())
@@ -594,10 +596,10 @@ def test_omnibus_p_values_uniform_under_random_assignment():
 def test_required_and_adjustment_decide_the_status(shipped):
     # English learners differ by about 0.13 SD (Cox) in the shipped trial's analytic sample
     with_ell = ce.baseline_equivalence(
-        shipped, outcome="chronic_absence", adjusted_for=["ell"], required=["ell"]
+        shipped, outcome="chronic_absence", covariates=["ell"], required=["ell"]
     )
     without = ce.baseline_equivalence(
-        shipped, outcome="chronic_absence", adjusted_for=[], required=["ell"]
+        shipped, outcome="chronic_absence", covariates=[], required=["ell"]
     )
 
     def row_of(result, name):
@@ -618,7 +620,7 @@ def test_required_and_adjustment_decide_the_status(shipped):
 
 def test_default_adjustment_and_required_come_from_the_outcome(shipped_be):
     assert shipped_be.required == ("prior_chronic_absence",)
-    assert shipped_be.adjusted_for == tuple(ce.default_covariates("chronic_absence"))
+    assert shipped_be.covariates == tuple(ce.default_covariates("chronic_absence"))
     assert shipped_be.outcome == "chronic_absence"
 
 
@@ -626,7 +628,7 @@ def test_analytic_sample_and_whole_sample(shipped):
     whole = ce.baseline_equivalence(shipped, characteristics=["female"])
     assert whole.n_treatment + whole.n_control == len(shipped)
     assert whole.sample == "all randomized students"
-    assert whole.required == () and whole.adjusted_for == ()
+    assert whole.required == () and whole.covariates == ()
     gpa = ce.baseline_equivalence(shipped, outcome="core_credits", characteristics=["female"])
     d = ce.derive_outcomes(shipped)
     assert gpa.n_treatment + gpa.n_control == int(d["core_credits"].notna().sum())
@@ -749,7 +751,7 @@ def test_baseline_bad_input(shipped):
     with pytest.raises(EstimationError, match="none of the baseline characteristics"):
         ce.baseline_equivalence(d)
     with pytest.raises(ValueError, match="needs a seed"):
-        ce.baseline_equivalence(d, characteristics=["trait"], permutations=10)
+        ce.baseline_equivalence(d, characteristics=["trait"], sims=10)
     with pytest.raises(ValueError, match="basis="):
         ce.baseline_equivalence(d, characteristics=["trait"], basis="both")
     with pytest.raises(EstimationError, match="binary in the data contract"):
@@ -951,10 +953,12 @@ def test_review_cluster_design_is_not_rated_and_corrected(shipped):
     d = shipped.copy()
     schools = sorted(d["school_id"].unique())
     d["treatment"] = d["school_id"].isin(schools[::2]).astype(int)
-    with pytest.raises(DesignError, match="design='cluster_rct'"):
+    with pytest.raises(DesignError, match="study_design='cluster_rct'"):
         ce.wwc_review(d)
     with pytest.warns(DesignWarning, match="cluster RCT standards"):
-        review = ce.wwc_review(d, design="cluster_rct", outcomes=["core_gpa", "chronic_absence"])
+        review = ce.wwc_review(
+            d, study_design="cluster_rct", outcomes=["core_gpa", "chronic_absence"]
+        )
     f = review.to_frame().set_index("outcome")
     assert (f["rating"] == "Not rated").all()
     assert f.loc["core_gpa", "icc"] == 0.20 and f.loc["chronic_absence", "icc"] == 0.10
@@ -976,7 +980,7 @@ def test_review_cluster_design_is_not_rated_and_corrected(shipped):
 
 def test_review_cluster_design_warns_when_data_look_individual(shipped):
     with pytest.warns(DesignWarning, match="look randomized within schools"):
-        review = ce.wwc_review(shipped, design="cluster_rct", outcomes=["core_gpa"], icc=0.05)
+        review = ce.wwc_review(shipped, study_design="cluster_rct", outcomes=["core_gpa"], icc=0.05)
     assert review.to_frame().loc[0, "icc"] == 0.05
 
 
@@ -1018,16 +1022,16 @@ def test_review_table_hides_small_attrition_figures_in_the_reasons_too():
 
 
 def test_finding_vocabulary():
-    assert I._finding(0.3, 0.01) == "statistically significant positive"
-    assert I._finding(-0.1, 0.01) == "statistically significant negative"
-    assert I._finding(0.3, 0.2) == "substantively important positive"
-    assert I._finding(-0.25, 0.2) == "substantively important negative"
-    assert I._finding(0.1, 0.2) == "indeterminate"
+    assert I_review._finding(0.3, 0.01) == "statistically significant positive"
+    assert I_review._finding(-0.1, 0.01) == "statistically significant negative"
+    assert I_review._finding(0.3, 0.2) == "substantively important positive"
+    assert I_review._finding(-0.25, 0.2) == "substantively important negative"
+    assert I_review._finding(0.1, 0.2) == "indeterminate"
 
 
 def test_review_bad_input(shipped):
-    with pytest.raises(ValueError, match="design="):
-        ce.wwc_review(shipped, design="quasi")
+    with pytest.raises(OptionError, match="study_design="):
+        ce.wwc_review(shipped, study_design="quasi")
     with pytest.raises(ValueError, match="boundary="):
         ce.wwc_review(shipped, boundary="liberal")
     with pytest.raises(TypeError, match="randomization_intact"):
@@ -1058,7 +1062,7 @@ def test_cli_integrity_writes_three_tables(tmp_path, synthetic_dir, capsys):
             str(synthetic_dir / "students.csv"),
             "--out",
             str(out),
-            "--permutations",
+            "--sims",
             "200",
         ]
     )
@@ -1087,19 +1091,55 @@ def test_cli_integrity_user_errors(tmp_path, synthetic_dir, capsys):
                  "--boundary", "liberal"]) == 2  # fmt: skip
     capsys.readouterr()
     assert main(["integrity", "--students", str(synthetic_dir / "students.csv"),
-                 "--outcomes", "nope", "--permutations", "0"]) == 2  # fmt: skip
+                 "--outcomes", "nope", "--sims", "0"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.startswith("error:") and "unknown outcome 'nope'" in err
     assert main(["integrity", "--students", str(synthetic_dir / "students.csv"),
                  "--min-cell", "0"]) == 2  # fmt: skip
     assert main(["integrity", "--students", str(synthetic_dir / "students.csv"),
-                 "--permutations", "-5"]) == 2  # fmt: skip
+                 "--sims", "-5"]) == 2  # fmt: skip
     capsys.readouterr()
     assert main(["integrity", "--students", str(synthetic_dir / "students.csv"),
-                 "--outcomes", "core_gpa,core_gpa", "--permutations", "0"]) == 2  # fmt: skip
+                 "--outcomes", "core_gpa,core_gpa", "--sims", "0"]) == 2  # fmt: skip
     assert "listed twice" in capsys.readouterr().err
 
 
 def test_demo_shows_integrity_right_after_the_description():
     names = [f.__name__ for f in DEMO_SECTIONS]
-    assert names[names.index("_demo_describe") + 1] == "_demo_integrity"
+    assert names[names.index("describe_section") + 1] == "integrity_section"
+
+
+def test_integrity_uses_the_impact_core_not_the_public_verb(shipped, monkeypatch):
+    import cis_eval.estimation.itt as itt_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("integrity must not call the public estimate_itt")
+
+    monkeypatch.setattr(itt_module, "estimate_itt", refuse)
+    monkeypatch.setattr(ce, "estimate_itt", refuse, raising=False)
+    review = ce.wwc_review(shipped, outcomes=["chronic_absence"], covariates=None)
+    assert review.spec.covariates["chronic_absence"] == ()
+    assert review.spec.se_type == "HC2" and review.study_design == "rct"
+    be = ce.baseline_equivalence(shipped, outcome="chronic_absence")
+    assert be.to_frame()["difference_adjusted"].notna().all()
+
+
+def test_adjusted_difference_notes_name_the_characteristic():
+    # a characteristic with one value has no within-school difference: the note names the
+    # characteristic as the user did, not the key the impact core sees
+    d = make_trial(seed=5).assign(same_for_all=1.0)
+    be = ce.baseline_equivalence(d, characteristics=["same_for_all", "pretest"])
+    note = next(n for n in be.notes if "adjusted difference not computed" in n)
+    assert note.startswith("same_for_all: ") and "outcome 'same_for_all'" in note
+    assert "__cis_eval" not in " ".join(be.notes)
+
+
+def test_review_accessors_read_the_impact_columns(shipped):
+    review = ce.wwc_review(shipped, outcomes=["chronic_absence", "core_gpa"])
+    frame = review.to_frame().set_index("outcome")
+    pd.testing.assert_series_equal(review.estimate, frame["impact"].rename("estimate"))
+    pd.testing.assert_series_equal(review.p_value, frame["p_value"])
+    frame.loc[:, "impact"] = 0.0  # a returned frame is a copy
+    assert (review.to_frame()["impact"] != 0).all()
+    with pytest.raises(AttributeError, match="no 'estimate'"):
+        _ = ce.attrition(shipped).estimate

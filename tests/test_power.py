@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import subprocess
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import cis_eval as ce
-from cis_eval.design.power import PowerResult, mdes, power, sample_size
-from cis_eval.errors import DesignError
+from cis_eval.design.power import PowerDesign, PowerResult, mdes, power, sample_size
+from cis_eval.errors import DesignError, OptionError
 
 REFERENCE = Path(__file__).parent / "reference" / "power_reference.csv"
 DRAWS = 50_000  # simulation draws in reference checks (MC SE of a power <= 0.0023)
@@ -74,7 +75,7 @@ def _key(kw: dict) -> tuple:
 def _cached(verb: str, key: tuple) -> PowerResult:
     kw = {k: list(v) if isinstance(v, tuple) else v for k, v in key}
     fn = {"mdes": mdes, "power": power, "sample_size": sample_size}[verb]
-    return fn(**kw, n_draws=DRAWS, seed=12345)
+    return fn(**kw, sims=DRAWS, seed=12345)
 
 
 def _row_id(row: pd.Series) -> str:
@@ -93,7 +94,7 @@ def _compute(row: pd.Series) -> tuple[float, float]:
     effect = _values(row.effect_size) if str(row.effect_size) != "nan" else None
     if q in ("df", "std_error", "multiplier", "mdes", "mde_pp"):
         kw |= {
-            "power": float(row.target_power),
+            "target_power": float(row.target_power),
             "power_definition": row.definition,
             "at_least": int(row.d),
         }
@@ -213,7 +214,7 @@ def test_unblocked_matches_statsmodels_ttest_power(n1, n2, d, alternative):
     sm = TTestIndPower()
     expected = sm.power(effect_size=d, nobs1=n1, alpha=0.05, ratio=n2 / n1, alternative=alternative)
     assert power(effect_size=d, **kw).power.iloc[0] == pytest.approx(expected, abs=1e-10)
-    ours = float(mdes(power=0.8, **kw).mdes.iloc[0])
+    ours = float(mdes(target_power=0.8, **kw).mdes.iloc[0])
     back = sm.power(effect_size=ours, nobs1=n1, alpha=0.05, ratio=n2 / n1, alternative=alternative)
     assert back == pytest.approx(0.8, abs=1e-9)
     # statsmodels' own solver stops earlier (about 1e-6 in the effect size)
@@ -297,7 +298,7 @@ def test_power_at_the_mdes_is_the_target(x, target, alpha, tails):
         "alpha": alpha,
         "tails": tails,
     }
-    res = mdes(power=target, **kw)
+    res = mdes(target_power=target, **kw)
     f = res.to_frame().iloc[0]
     achieved = float(power(effect_size=f["mdes"], **kw).power.iloc[0])
     # Bloom's multiplier ignores the far tail, which power counts: the excess is exactly
@@ -306,7 +307,7 @@ def test_power_at_the_mdes_is_the_target(x, target, alpha, tails):
     far = stats.t.cdf(-2 * c - stats.t.ppf(target, f["df"]), f["df"]) if tails == 2 else 0.0
     assert achieved - target == pytest.approx(far, abs=1e-9)
     # the noncentral approximation inverts exactly
-    nct = mdes(power=target, approximation="noncentral", **kw).mdes.iloc[0]
+    nct = mdes(target_power=target, approximation="noncentral", **kw).mdes.iloc[0]
     back = power(effect_size=nct, approximation="noncentral", **kw).power.iloc[0]
     assert back == pytest.approx(target, abs=1e-9)
 
@@ -345,7 +346,7 @@ def test_procedures_are_ordered_on_common_draws(m, rho, es, seed, tails):
         "outcomes": m,
         "rho": rho,
         "seed": seed,
-        "n_draws": 2000,
+        "sims": 2000,
         "tails": tails,
     }
     res = {p: power(mtp=p, **kw) for p in ("none", "bonferroni", "holm", "bh", "wy-ss", "wy-sd")}
@@ -427,7 +428,7 @@ def test_mdes_under_a_procedure_reaches_its_target():
             got = check.loc[(check["definition"] == name) & (check["d"] == dd), "power"].iloc[0]
         assert got == pytest.approx(0.80, abs=0.004)
     # a procedure that adjusts needs a larger effect than no adjustment
-    assert mdes(mtp="holm", rho=0.4, **kw).mdes.iloc[0] > mdes(**kw).mdes.iloc[0]
+    assert mdes(mtp="holm", rho=0.4, seed=1, **kw).mdes.iloc[0] > mdes(**kw).mdes.iloc[0]
 
 
 # ----------------------------------------------------------------------------- Monte Carlo truth
@@ -575,7 +576,7 @@ def test_simulated_holm_power_matches_rejections_of_simulated_trials():
         outcomes=m,
         rho=rho,
         mtp="holm",
-        n_draws=100_000,
+        sims=100_000,
         seed=1,
     )
     defs = res.power_definitions().set_index(["definition", "d"])["power"]
@@ -599,8 +600,8 @@ def test_simulated_holm_power_matches_rejections_of_simulated_trials():
         ({"icc": -0.01}, "icc"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": 1.0}, "alpha"),
-        ({"power": 1.0}, "power"),
-        ({"power": 0.0}, "power"),
+        ({"target_power": 1.0}, "target_power"),
+        ({"target_power": 0.0}, "target_power"),
         ({"students_per_school": 0}, "students_per_school"),
         ({"students_per_school": [30, 0, 40]}, "students_per_school[1]"),
         ({"students_per_school": 3, "n_covariates": 200}, "degrees of freedom"),
@@ -614,12 +615,15 @@ def test_simulated_holm_power_matches_rejections_of_simulated_trials():
         ({"tails": 3}, "tails"),
         ({"outcomes": 2, "power_definition": "minimal", "at_least": 3}, "at_least"),
         ({"schools": 4, "students_per_school": [30, 40]}, "schools = 4"),
-        ({"n_draws": 10, "outcomes": 2, "mtp": "holm"}, "n_draws"),
+        ({"sims": 10, "outcomes": 2, "mtp": "holm", "seed": 1}, "sims"),
+        ({"outcomes": 2, "mtp": "holm"}, "pass seed=..."),
+        ({"seed": -3}, "seed"),
     ],
 )
 def test_bad_design_is_a_clear_error_naming_the_argument(kwargs, words):
     base = {"schools": 10, "students_per_school": 30}
-    with pytest.raises(DesignError, match=None) as info:
+    # a value out of range is an OptionError, a design that cannot be analysed a DesignError
+    with pytest.raises((OptionError, DesignError), match=None) as info:
         mdes(**(base | kwargs))
     assert words in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -631,10 +635,10 @@ def test_bad_options_and_questions():
     with pytest.raises(ValueError, match="mtp='sidak' is not an option"):
         mdes(schools=10, students_per_school=30, mtp="sidak")
     # options are case-insensitive for the procedure, as PUMP spells them
-    assert mdes(schools=10, students_per_school=30, outcomes=2, mtp="Holm").mtp == "holm"
-    with pytest.raises(DesignError, match="exactly one of effect_size"):
+    assert mdes(schools=10, students_per_school=30, outcomes=2, mtp="Holm", seed=1).mtp == "holm"
+    with pytest.raises(OptionError, match="exactly one of effect_size"):
         power(schools=10, students_per_school=30)
-    with pytest.raises(DesignError, match="effect_pp needs control_rate"):
+    with pytest.raises(OptionError, match="effect_pp needs control_rate"):
         power(effect_pp=5, schools=10, students_per_school=30)
     with pytest.raises(DesignError, match="no number of students per school"):
         sample_size(
@@ -647,7 +651,7 @@ def test_bad_options_and_questions():
         )
     with pytest.raises(DesignError, match="zero effect"):
         sample_size(effect_size=0.0, students_per_school=30)
-    with pytest.raises(DesignError, match="noncentral"):
+    with pytest.raises(OptionError, match="noncentral"):
         power(
             effect_size=0.2,
             schools=10,
@@ -658,6 +662,10 @@ def test_bad_options_and_questions():
         )
     with pytest.raises(TypeError, match="seed"):
         mdes(schools=10, students_per_school=30, outcomes=2, mtp="holm", seed="x")
+    with pytest.raises(OptionError, match="leave schools out"):
+        sample_size(effect_size=0.2, schools=10, students_per_school=30)
+    with pytest.raises(TypeError, match="PowerDesign"):
+        mdes({"schools": 10})  # type: ignore[arg-type]
 
 
 def test_effect_in_percentage_points_equals_the_effect_in_sd():
@@ -668,11 +676,74 @@ def test_effect_in_percentage_points_equals_the_effect_in_sd():
     assert a["effect_pp"] == pytest.approx(5.0)
 
 
+# ----------------------------------------------------------------------------- design object
+
+
+def test_design_object_and_keywords_give_the_same_result():
+    kw = {"schools": 20, "students_per_school": 60, "r2": 0.5, "outcomes": 3, "mtp": "holm"}
+    design = PowerDesign(**kw)
+    by_object = mdes(design, seed=4)
+    pd.testing.assert_frame_equal(by_object.to_frame(), mdes(**kw, seed=4).to_frame())
+    assert by_object.design == design == mdes(**kw, seed=4).design
+    # keywords given with the object replace its fields
+    bigger = mdes(design, schools=40, seed=4)
+    assert bigger.design.schools == 40 and bigger.schools == 40
+    assert bigger.mdes.iloc[0] < by_object.mdes.iloc[0]
+    # the same design answers every question
+    eff = float(by_object.mdes.iloc[0])
+    pw = power(design, effect_size=eff, seed=4)
+    assert pw.design == design
+    solved = sample_size(dataclasses.replace(design, schools=None), effect_size=eff, seed=4)
+    assert solved.design.schools == solved.schools
+    assert solved.design == dataclasses.replace(design, schools=solved.schools)
+
+
+def test_design_is_frozen_hashable_and_checked_once():
+    design = PowerDesign(schools=3, students_per_school=[20, 30, 40], r2=[0.1])
+    assert design.students_per_school == (20, 30, 40) and design.r2 == (0.1,)
+    assert hash(design) == hash(PowerDesign(schools=3, students_per_school=(20, 30, 40), r2=[0.1]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        design.schools = 5  # type: ignore[misc]
+    with pytest.raises(OptionError, match="share_treated"):
+        PowerDesign(share_treated=1.5)
+    with pytest.raises(DesignError, match="at least 2 schools"):
+        PowerDesign(schools=1, students_per_school=20)
+    assert PowerDesign(mtp="BH").mtp == "bh"
+
+
+def test_one_argument_list_and_one_docstring_source():
+    from cis_eval.design.power import PowerDesignFields
+
+    fields = [f.name for f in dataclasses.fields(PowerDesign) if f.init]
+    assert list(PowerDesignFields.__annotations__) == fields
+    for verb in (mdes, power, sample_size, PowerDesign):
+        doc = verb.__doc__ or ""
+        assert "{" + "design_parameters}" not in doc
+        for name in fields:
+            assert name in doc, (verb, name)
+    for verb in (mdes, power, sample_size):
+        assert "    target_power : float" in (verb.__doc__ or "")
+        assert "    seed : int or numpy.random.Generator" in (verb.__doc__ or "")
+
+
+def test_seed_is_required_only_when_power_is_simulated():
+    kw = {"schools": 12, "students_per_school": 40}
+    assert mdes(**kw).seed is None
+    assert mdes(**kw, outcomes=3, mtp="bonferroni").seed is None
+    with pytest.raises(OptionError, match="pass seed="):
+        mdes(**kw, outcomes=3, mtp="holm")
+    with pytest.raises(OptionError, match="pass seed="):
+        mdes(**kw, outcomes=3, power_definition="complete")
+    with pytest.raises(OptionError, match="pass seed="):
+        power(effect_size=0.2, **kw, outcomes=2)
+    assert mdes(**kw, outcomes=3, mtp="holm", seed=8).seed == 8
+
+
 # ----------------------------------------------------------------------------- result object
 
 
 def test_result_is_frozen_and_hands_out_copies():
-    res = power(effect_size=0.2, schools=20, students_per_school=40, outcomes=3, mtp="holm")
+    res = power(effect_size=0.2, schools=20, students_per_school=40, outcomes=3, mtp="holm", seed=1)
     with pytest.raises(AttributeError):
         res.schools = 5  # type: ignore[misc]
     frame = res.to_frame()
@@ -785,7 +856,7 @@ def test_cli_power_prints_a_table_and_writes_outputs(tmp_path):
         "holm",
         "--rho",
         "0.3",
-        "--draws",
+        "--sims",
         "5000",
         "--out",
         str(tmp_path),
@@ -814,7 +885,7 @@ def test_cli_power_prints_a_table_and_writes_outputs(tmp_path):
         "holm",
         "--rho",
         "0.3",
-        "--draws",
+        "--sims",
         "5000",
     )
     assert again.stdout.splitlines()[:8] == r.stdout.splitlines()[:8]
@@ -839,7 +910,7 @@ def test_cli_power_questions_and_school_sizes():
         (["--schools", "1", "--students-per-school", "50"], "at least 2 schools"),
         (
             ["--schools", "10", "--students-per-school", "50", "--share-treated", "1"],
-            "share_treated",
+            "--share-treated",
         ),
         (["--schools", "10", "--students-per-school", "50", "--r2", "1.2"], "r2"),
         (["--schools", "10", "--students-per-school", "50", "--icc", "-0.1"], "icc"),
@@ -860,10 +931,10 @@ def test_cli_power_bad_input_is_one_line_and_exit_2(args, words, capsys):
 
 
 def test_demo_section_reports_the_trial_design(synthetic_dir, tmp_path):
-    from cis_eval.cli.main import DEMO_SECTIONS, DemoContext, _demo_power
+    from cis_eval.cli.demo import DEMO_SECTIONS, DemoContext, power_section
     from cis_eval.present.report import Report
 
-    assert _demo_power in DEMO_SECTIONS
+    assert power_section in DEMO_SECTIONS
     import warnings
 
     with warnings.catch_warnings():
@@ -871,7 +942,7 @@ def test_demo_section_reports_the_trial_design(synthetic_dir, tmp_path):
         students = ce.validate(ce.load(synthetic_dir / "students.csv")).students
     before = students.copy()
     report = Report("test")
-    _demo_power(DemoContext(students, None, None, tmp_path, report, 1))
+    power_section(DemoContext(students, None, None, tmp_path, report, 1))
     pd.testing.assert_frame_equal(students, before)
     md = report.to_markdown()
     assert "What the trial can detect" in md and "Holm" in md

@@ -15,7 +15,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from cis_eval.present.privacy import SUPPRESSED, check_min_cell, suppress, suppression_mask
+from cis_eval.present.privacy import (
+    SUPPRESSED,
+    check_min_cell,
+    recoverable_cells,
+    suppress,
+    suppression_mask,
+)
+from cis_eval.present.privacy import (
+    feasible_range as published_range,
+)
 
 K = 10
 
@@ -225,3 +234,40 @@ def test_suppress_does_not_modify_its_input():
     before = t.copy()
     suppress(t)
     pd.testing.assert_frame_equal(t, before)
+
+
+def test_a_chain_with_no_complement_in_its_own_lines_borrows_a_neighbouring_cell():
+    # Found by Hypothesis: every line through the recoverable cell was used up; the
+    # engine used to give up with an error instead of hiding one more nearby cell.
+    table = np.array([[0, 0, 7], [0, 1, 0], [1, 9, 0], [0, 0, 3]], float)
+    out = suppress(pd.DataFrame(table))
+    mask = out.attrs["suppressed"].to_numpy()
+    nr, nc = table.shape
+    sup = np.concatenate([mask[:nr, :nc].ravel(), mask[:nr, nc], mask[nr, :nc], [mask[nr, nc]]])
+    values, cons = two_way(table)
+    check_safe(values, values, sup, cons)
+
+
+def test_the_linear_programme_check_is_public_and_sees_subtraction():
+    values = np.array([150.0, 145.0, 5.0])
+    cons = [(0, [1, 2])]
+    assert recoverable_cells(values, np.array([False, False, True]), cons) == [2]
+    assert published_range(values, np.array([True, False, True]), cons, 2) == (0.0, np.inf)
+    assert recoverable_cells(values, np.array([True, False, True]), cons) == []
+
+
+def test_large_groups_are_the_last_resort():
+    counts = [60, 4, 35, 22, 121]
+    cons = [(4, [0, 1, 2, 3])]
+    late = [True, False, True, False, False]
+    assert suppression_mask(counts, constraints=cons, last_resort=late).tolist() == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # with only large groups beside the small one, the total goes instead
+    late = [True, False, True, True, False]
+    sup = suppression_mask(counts, constraints=cons, last_resort=late)
+    assert sup.tolist() == [False, True, False, False, True]

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cis_eval as ce
+from cis_eval.errors import OptionError, OptionTypeError
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +132,18 @@ def test_difference_in_means_recovers_the_effect_in_a_large_trial():
 
 
 def test_bad_parameters_are_named():
-    with pytest.raises(ValueError, match="take_up"):
+    with pytest.raises(OptionError, match="take_up"):
         ce.simulate(seed=1, take_up=0.99, consent_rate=0.9)
-    with pytest.raises(ValueError, match="icc"):
+    with pytest.raises(OptionError, match="icc"):
         ce.simulate(seed=1, icc=1.2)
-    with pytest.raises(TypeError, match="unknown parameter"):
+    with pytest.raises(OptionTypeError, match="unknown parameter"):
         ce.simulate(seed=1, n_classrooms=3)
-    with pytest.raises(ValueError, match="unknown outcome"):
+    with pytest.raises(OptionError, match="unknown outcome"):
         ce.simulate(seed=1, effects={"dropout": -0.1})
-    with pytest.raises(ValueError, match="scenario"):
+    with pytest.raises(OptionError, match="scenario"):
         ce.simulate(seed=1, scenario="final")
+    with pytest.raises(OptionError, match="seed"):
+        ce.simulate(seed=-3)
     with pytest.raises(TypeError, match="seed"):
         ce.simulate(seed="abc")  # type: ignore[arg-type]
 
@@ -166,3 +169,29 @@ def test_any_seed_and_size_reproduces_exactly_and_meets_the_contract(seed, n):
     pd.testing.assert_frame_equal(a.contacts, b.contacts)
     assert len(a.students) == n
     assert ce.validate(a.students, a.contacts, a.coordinators, raise_on_error=False).ok
+
+
+@pytest.mark.parametrize(
+    ("effects", "words"),
+    [
+        ({"chronic_absence": 5}, r"outside \[-1, 1\]: the effect is a difference of proportions"),
+        ({"attendance_rate": -1.5}, r"outside \[-1, 1\]"),
+        ({"core_course_failure": 1.01}, r"outside \[-1, 1\]"),
+        ({"core_gpa": 4.5}, r"outside \[-4, 4\]"),
+        ({"suspensions": float("nan")}, "finite"),
+    ],
+)
+def test_effects_outside_the_outcome_range_are_refused(effects, words):
+    with pytest.raises(OptionError, match=words):
+        ce.simulate(seed=1, n_students=200, effects=effects)
+    with pytest.raises(OptionTypeError, match="must be a number"):
+        ce.simulate(seed=1, n_students=200, effects={"core_gpa": "big"})
+
+
+def test_scenario_names_are_the_literal_options():
+    from typing import get_args
+
+    from cis_eval._typing import Scenario
+    from cis_eval.data.simulate import SCENARIOS
+
+    assert tuple(SCENARIOS) == get_args(Scenario)

@@ -18,6 +18,11 @@ It does a few small jobs that Jupyter Book 1 does not do on its own:
 * **Inline figures.** Kernels inherit the build's environment; the extension sets
   ``MPLBACKEND`` to Jupyter's inline backend so ``plt.show()`` puts each figure in the page
   even when the build runs under ``MPLBACKEND=Agg`` (as ``make`` exports).
+* **Execution cache that knows the package.** Pages are executed through jupyter-cache
+  (``execute_notebooks: cache``), which re-runs a page only when its code changes. A
+  page's output also depends on cis_eval and on the shipped data, which jupyter-cache
+  does not see, so the cache is emptied whenever their fingerprint changes: a change in
+  the package still re-executes every page.
 * **Build stamp.** After an HTML build that finished without warnings it writes
   ``cis_build.json`` beside the ``html`` folder, holding a fingerprint of every input of
   the book (the book's sources, the package source, the shipped data and pyproject.toml).
@@ -29,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +71,18 @@ def book_inputs(book_dir: Path) -> list[Path]:
 
 def input_fingerprint(book_dir: Path) -> str:
     """SHA-256 over the relative paths and contents of :func:`book_inputs`."""
-    root = book_dir.resolve().parent
+    return _fingerprint(book_inputs(book_dir), book_dir.resolve().parent)
+
+
+def package_inputs(book_dir: Path) -> list[Path]:
+    """The inputs of the pages' outputs that are not the pages: package, data, project."""
+    book = book_dir.resolve()
+    return [p for p in book_inputs(book_dir) if not p.is_relative_to(book)]
+
+
+def _fingerprint(paths: list[Path], root: Path) -> str:
     digest = hashlib.sha256()
-    for path in book_inputs(book_dir):
+    for path in paths:
         try:
             content = path.read_bytes()
         except FileNotFoundError:  # removed while we looked: the build is not current
@@ -76,6 +91,30 @@ def input_fingerprint(book_dir: Path) -> str:
         digest.update(b"\0")
         digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()
+
+
+def _cache_path(app: Sphinx) -> Path:
+    configured = getattr(app.config, "nb_execution_cache_path", "") or ""
+    if configured:
+        return Path(configured)
+    return Path(app.outdir).parent / ".jupyter_cache"  # myst-nb's default
+
+
+def _refresh_execution_cache(app: Sphinx) -> None:
+    # jupyter-cache keys a page by its code alone; empty the cache when cis_eval or the
+    # shipped data change, so outputs never come from an older package.
+    if getattr(app.config, "nb_execution_mode", "") != "cache":
+        return
+    book = Path(app.srcdir)
+    current = _fingerprint(package_inputs(book), book.resolve().parent)
+    cache = _cache_path(app)
+    record = cache.with_name(cache.name + ".inputs")
+    if record.is_file() and record.read_text().strip() == current:
+        return
+    if cache.exists():
+        shutil.rmtree(cache)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(current + "\n")
 
 
 def _drop_thebe(app: Sphinx, config: Any) -> None:
@@ -247,6 +286,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", _drop_thebe)
     app.connect("builder-inited", _use_inline_figures)
     app.connect("builder-inited", _remember_inputs)
+    # Before myst-nb opens the cache (its handler runs at the default priority, 500).
+    app.connect("builder-inited", _refresh_execution_cache, priority=400)
     # After the theme prepares its header buttons (priority 500, registered earlier) and
     # before it fills them (priority 501).
     app.connect("html-page-context", _offer_notebook, priority=500)

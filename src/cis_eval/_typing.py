@@ -1,4 +1,9 @@
-"""Shared type aliases and the one helper that checks ``Literal`` options (private)."""
+"""Shared type aliases, every ``Literal`` option type, and the helpers that check options (private).
+
+Each option of the package is spelled once, as a ``Literal`` here; the modules derive their
+tuples of allowed values from it with :func:`typing.get_args`, so the type and the check
+cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,44 @@ from .errors import OptionError, OptionTypeError
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
-Seed: TypeAlias = "int | np.random.Generator"
 
+# --- data.simulate
 Scenario = Literal["interim", "null"]
-SchoolLevel = Literal["middle", "high"]
-OutcomeType = Literal["binary", "continuous", "count"]
-Direction = Literal["lower", "higher"]
+
+# --- design.power
+PowerModel = Literal["constant", "fixed", "random", "unblocked"]
+PowerMTP = Literal["none", "bonferroni", "holm", "bh", "wy-ss", "wy-sd"]
+PowerDefinition = Literal["individual", "minimal", "complete"]
+PowerApproximation = Literal["shifted", "noncentral"]
+SolveFor = Literal["schools", "students_per_school"]
+CurveBy = Literal["schools", "students_per_school"]
+
+# --- design.diagnose
+DiagnoseEstimand = Literal["fixed_effects", "person_weighted"]
+DiagnoseMode = Literal["design", "resample"]
+Diagnosand = Literal[
+    "mean_estimate",
+    "bias",
+    "rmse",
+    "power",
+    "coverage",
+    "type_s",
+    "mean_se",
+    "sd_estimate",
+    "bias_target",
+    "coverage_target",
+]
+
+# --- estimation (and the integrity checks that reuse its core)
+Estimand = Literal["fixed_effects", "person_weighted", "school_weighted"]
+SEType = Literal["HC2", "HC1", "HC0", "classical", "CR0", "CR1", "CR2"]
+RIStatistic = Literal["studentized", "unstudentized"]
+MTPFamily = Literal["confirmatory", "all"]
+
+# --- integrity
+AttritionBoundary = Literal["cautious", "optimistic"]
+EquivalenceBasis = Literal["adjusted", "raw"]
+StudyDesign = Literal["rct", "cluster_rct"]
 
 
 def check_option(name: str, value: object, allowed: Iterable[object]) -> None:
@@ -59,22 +96,22 @@ def rng_from(seed: int | np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def check_permutations(permutations: object, seed: object, *, what: str) -> int:
-    """Check a number of permutations and that a seed comes with it; return the number.
+def check_sims(sims: object, seed: object, *, what: str) -> int:
+    """Check a number of replications (``sims``) and that a seed comes with it; return it.
 
     Parameters
     ----------
-    permutations : object
-        Number of permutations asked for (0 for none).
+    sims : object
+        Number of replications asked for (permutations, simulations; 0 for none).
     seed : object
         The seed given with it.
     what : str
-        What the permutations are for, for the message (e.g. "randomization inference").
+        What the replications are for, for the message (e.g. "randomization inference").
     """
-    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)):
-        raise OptionTypeError("permutations must be a whole number")
-    if permutations < 0:
-        raise OptionError(f"permutations must be 0 or more, got {permutations}")
-    if permutations and seed is None:
+    if isinstance(sims, bool) or not isinstance(sims, (int, np.integer)):
+        raise OptionTypeError(f"sims must be a whole number, got {type(sims).__name__}")
+    if sims < 0:
+        raise OptionError(f"sims must be 0 or more, got {sims}")
+    if sims and seed is None:
         raise OptionError(f"{what} needs a seed: pass seed=... to reproduce it")
-    return int(permutations)
+    return int(sims)

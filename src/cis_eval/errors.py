@@ -84,10 +84,27 @@ class DataValidationError(CisEvalError, ValueError):
         The errors found (warnings are not included).
     """
 
+    MAX_LISTED = 20
+    """Most problems the message lists; the rest are counted (all stay in ``problems``)."""
+    MAX_LINE = 300
+    """Longest line of the message: a problem's text is cut with '...' beyond it."""
+
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        lines = [str(p) for p in self.problems]
-        head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} found in the input data"
+        # Bounded, so a file with a million bad rows or names still gives a readable message.
+        lines = [" ".join(str(p).split()) for p in self.problems[: self.MAX_LISTED]]
+        lines = [
+            ln if len(ln) <= self.MAX_LINE else ln[: self.MAX_LINE - 3] + "..." for ln in lines
+        ]
+        rest = len(self.problems) - len(lines)
+        if rest:
+            lines.append(f"... and {rest:,} more problem{'s' if rest != 1 else ''}")
+        n = len(self.problems)
+        if n == 1:
+            # One problem reads best as one line: the command line prints it as it is.
+            super().__init__(lines[0])
+            return
+        head = f"{n} problems found in the input data"
         super().__init__(head + ":\n  - " + "\n  - ".join(lines))
 
     @property

@@ -11,7 +11,11 @@ students
 contacts
     The coordinators' service log, one row per contact (a monitoring log, not totals).
 coordinators
-    One row per site coordinator, with optional caseload and time-use fields.
+    One row per site coordinator and school served, with the FTE share there and optional
+    caseload and time-use fields.
+roster (fidelity only)
+    An affiliate's program roster: a student identifier and a school, plus whatever
+    optional columns the affiliate has. The trial's students table is a superset of it.
 
 Sources: the table layout follows the cis_eval design notes; outcome definitions follow
 Corrin et al. (2015) and Parise et al. (2017) as summarised in the package documentation;
@@ -20,7 +24,8 @@ the ten service areas are those of Communities In Schools' Level 2 model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import pandas as pd
@@ -32,15 +37,21 @@ __all__ = [
     "CONTACTS",
     "COORDINATORS",
     "DOMAINS",
+    "FIDELITY_TABLES",
+    "KEYS",
     "MODES",
+    "OTHER_SERVICE_AREA",
     "OUTCOMES",
     "OUTCOME_NAMES",
+    "ROSTER",
+    "SERVICE_AREAS",
     "SERVICE_TYPES",
     "STUDENTS",
     "TABLES",
     "Column",
     "Outcome",
     "data_dictionary",
+    "normalise_category",
     "outcome",
     "render_dataset_readme",
 ]
@@ -86,11 +97,6 @@ class Column:
     categories: tuple[str, ...] = ()
     role: str = "design"
 
-    @property
-    def is_identifier(self) -> bool:
-        """True for identifier columns, which are never echoed."""
-        return self.kind == "id"
-
 
 SERVICE_TYPES: dict[str, str] = {
     "academics": "Academic assistance",
@@ -105,6 +111,15 @@ SERVICE_TYPES: dict[str, str] = {
     "mental_health": "Mental health",
 }
 """The ten CIS service areas: code -> label."""
+
+OTHER_SERVICE_AREA = "other"
+"""Code for services outside the ten areas (e.g. attendance check-ins) in affiliate exports."""
+
+SERVICE_AREAS: dict[str, str] = {
+    **SERVICE_TYPES,
+    OTHER_SERVICE_AREA: "Other (outside the ten CIS areas)",
+}
+"""The ten CIS service areas plus an explicit "other" area, onto which export wordings map."""
 
 MODES: dict[str, str] = {
     "individual": "Individual",
@@ -268,6 +283,33 @@ STUDENTS: tuple[Column, ...] = (
         role="assignment",
     ),
     Column(
+        "service_start",
+        "date",
+        "Start of services",
+        "Date the student started receiving program services.",
+        required=False,
+        missing_ok=True,
+        role="program",
+    ),
+    Column(
+        "exit_date",
+        "date",
+        "Exit date",
+        "Date the student left the program (empty while still served).",
+        required=False,
+        missing_ok=True,
+        role="program",
+    ),
+    Column(
+        "coordinator_id",
+        "id",
+        "Assigned coordinator",
+        "Site coordinator the student is assigned to.",
+        required=False,
+        missing_ok=True,
+        role="program",
+    ),
+    Column(
         "days_enrolled",
         "integer",
         "Days enrolled",
@@ -369,8 +411,8 @@ CONTACTS: tuple[Column, ...] = (
         "service_type",
         "category",
         "Service area",
-        "One of the ten CIS service areas.",
-        categories=tuple(SERVICE_TYPES),
+        "One of the ten CIS service areas, or other (e.g. attendance check-ins).",
+        categories=tuple(SERVICE_AREAS),
         role="service",
     ),
     Column(
@@ -394,9 +436,22 @@ CONTACTS: tuple[Column, ...] = (
 
 COORDINATORS: tuple[Column, ...] = (
     Column("coordinator_id", "id", "Coordinator", "Site coordinator identifier.", role="id"),
-    Column("school_id", "id", "School", "School the coordinator serves.", role="block"),
     Column(
-        "fte", "float", "FTE", "Full-time equivalent (0-1].", minimum=0.05, maximum=1, role="staff"
+        "school_id",
+        "id",
+        "School",
+        "School the coordinator serves; a coordinator serving several schools has one row "
+        "per school.",
+        role="block",
+    ),
+    Column(
+        "fte",
+        "float",
+        "FTE",
+        "Full-time equivalent at this school (0-1], e.g. 0.5 for half-time there.",
+        minimum=0.05,
+        maximum=1,
+        role="staff",
     ),
     Column(
         "caseload",
@@ -430,8 +485,48 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 """The three tables of the contract by name."""
 
-COLUMNS: dict[str, dict[str, Column]] = {t: {c.name: c for c in cols} for t, cols in TABLES.items()}
-"""Column lookup: ``COLUMNS[table][name]``."""
+ROSTER_REQUIRED: tuple[str, ...] = ("student_id", "school_id")
+ROSTER_OPTIONAL: tuple[str, ...] = (
+    "grade",
+    "school_level",
+    "service_start",
+    "exit_date",
+    "coordinator_id",
+    "consent",
+)
+
+ROSTER: tuple[Column, ...] = tuple(
+    replace(c, required=True, missing_ok=False)
+    if c.name in ROSTER_REQUIRED
+    else replace(c, required=False, missing_ok=True)
+    for name in (*ROSTER_REQUIRED, *ROSTER_OPTIONAL)
+    for c in STUDENTS
+    if c.name == name
+)
+"""The program roster of a fidelity check: the students columns it uses, in that order.
+
+Only ``student_id`` and ``school_id`` are required; there is no assignment and no outcome.
+"""
+
+FIDELITY_TABLES: dict[str, tuple[Column, ...]] = {
+    "roster": ROSTER,
+    "contacts": CONTACTS,
+    "coordinators": COORDINATORS,
+}
+"""The tables of a fidelity check (no trial) by name."""
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "students": ("student_id",),
+    "roster": ("student_id",),
+    "contacts": ("contact_id",),
+    "coordinators": ("coordinator_id", "school_id"),
+}
+"""The columns that identify a row of each table (one row per coordinator and school)."""
+
+COLUMNS: dict[str, dict[str, Column]] = {
+    t: {c.name: c for c in cols} for t, cols in {**TABLES, "roster": ROSTER}.items()
+}
+"""Column lookup: ``COLUMNS[table][name]`` (tables of the trial and ``"roster"``)."""
 
 BASELINE_COVARIATES: tuple[str, ...] = tuple(c.name for c in STUDENTS if c.role == "baseline")
 """Baseline covariates in contract order."""
@@ -591,8 +686,10 @@ def data_dictionary() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per column with ``table, column, kind, label, description, required,
-        missing_ok, minimum, maximum, categories, role``.
+        One row per column of the trial's tables with ``table, column, kind, label,
+        description, required, missing_ok, minimum, maximum, categories, role, roster``;
+        ``roster`` says whether a fidelity check's program roster needs the students
+        column (``required``), may have it (``optional``) or does not use it (empty).
 
     Examples
     --------
@@ -617,9 +714,18 @@ def data_dictionary() -> pd.DataFrame:
                     "maximum": c.maximum,
                     "categories": "|".join(c.categories),
                     "role": c.role,
+                    "roster": _roster_use(table, c.name),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _roster_use(table: str, column: str) -> str:
+    if table != "students":
+        return ""
+    if column in ROSTER_REQUIRED:
+        return "required"
+    return "optional" if column in ROSTER_OPTIONAL else ""
 
 
 def render_dataset_readme(
@@ -686,6 +792,18 @@ def render_dataset_readme(
             lines.append(f"| `{c.name}` | {c.kind} | {req} | {allowed} | {c.description} |")
         lines.append("")
     lines += [
+        "## roster (fidelity only)",
+        "",
+        "A fidelity check without a trial needs only a program roster: "
+        + ", ".join(f"`{n}`" for n in ROSTER_REQUIRED)
+        + " (required) and any of "
+        + ", ".join(f"`{n}`" for n in ROSTER_OPTIONAL)
+        + " (optional), defined as in the students table. No assignment and no outcomes.",
+        "",
+        "Rows are identified by: "
+        + "; ".join(f"{t}: {', '.join(k)}" for t, k in KEYS.items())
+        + ".",
+        "",
         "## Derived outcomes",
         "",
         "| outcome | label | type | favourable | domain | role | from |",
@@ -698,3 +816,34 @@ def render_dataset_readme(
         )
     lines.append("")
     return "\n".join(lines)
+
+
+_CATEGORY_ALIASES = {"behaviour": "behavior", "social_and_life_skills": "social_life_skills"}
+
+
+def normalise_category(value: str) -> str:
+    """A category value as the contract spells it: lower case, ``_`` for spaces and dashes.
+
+    Validation and the fidelity log reader both use it, so a value is accepted by one
+    exactly when it is accepted by the other.
+
+    Parameters
+    ----------
+    value : str
+        A category as written in the data, e.g. ``"Mental Health"`` or ``"Behaviour"``.
+
+    Returns
+    -------
+    str
+        The normalised value (British spellings mapped to the contract's); it may still not
+        be one of the column's categories.
+
+    Examples
+    --------
+    >>> normalise_category(" Social & Life Skills ")
+    'social_life_skills'
+    >>> normalise_category("Behaviour")
+    'behavior'
+    """
+    s = re.sub(r"[\s/\-&]+", "_", value.strip().lower())
+    return _CATEGORY_ALIASES.get(s, s)

@@ -51,7 +51,7 @@ from scipy import linalg
 from .._typing import BoolArray, FloatArray, IntArray
 
 __all__ = [
-    "Design",
+    "CellDesign",
     "Fit",
     "Problem",
     "cell_starts",
@@ -109,7 +109,7 @@ class Fit:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One regression on a shared :class:`Design`.
+    """One regression on a shared :class:`CellDesign`.
 
     Attributes
     ----------
@@ -192,7 +192,7 @@ def independent_columns(gram: FloatArray, raw_ss: FloatArray) -> list[int]:
     return keep
 
 
-class Design:
+class CellDesign:
     """Columns shared by several regressions, rows sorted by cell, with cached totals.
 
     Parameters
@@ -336,7 +336,7 @@ class _Solved:
     ee: float
 
 
-def _solve(design: Design, pr: Problem) -> _Solved:
+def _solve(design: CellDesign, pr: Problem) -> _Solved:
     """Coefficients and the estimate from the sample's within-cell Gram matrix."""
     gram, sums, counts = design.totals(pr.rows)
     used = counts > 0
@@ -371,7 +371,7 @@ def _solve(design: Design, pr: Problem) -> _Solved:
 
 
 def _pass(
-    design: Design,
+    design: CellDesign,
     problems: Sequence[Problem],
     solved: Sequence[_Solved],
     *,
@@ -529,7 +529,7 @@ def _pass(
 
 
 def fit_many(
-    design: Design,
+    design: CellDesign,
     problems: Sequence[Problem],
     *,
     se_type: str = "HC2",
@@ -540,7 +540,7 @@ def fit_many(
 
     Parameters
     ----------
-    design : Design
+    design : CellDesign
         Shared columns and cells.
     problems : sequence of Problem
         One per regression.
@@ -643,7 +643,7 @@ def fit(
     """Fit one regression given as arrays (rows sorted by cell); see :func:`fit_many`."""
     n, k = x.shape
     cols = [y.reshape(-1, 1), x] + ([x_actual] if x_actual is not None else [])
-    design = Design(np.column_stack(cols), cells)
+    design = CellDesign(np.column_stack(cols), cells)
     p = design.w.shape[1]
     eye = np.eye(p)
     problem = Problem(

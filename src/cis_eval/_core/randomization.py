@@ -33,14 +33,14 @@ from .._typing import FloatArray, IntArray
 from . import engine as _engine
 from .design import Built, Prepared, materialize
 
-__all__ = ["Statistic", "cells_statistic", "fixed_effects_statistic"]
+__all__ = ["PermutedStatistic", "cells_statistic", "fixed_effects_statistic"]
 
 # Permutations handled at once in the element-by-element part (fits in cache).
 BLOCK = 128
 
 
 @dataclass(frozen=True, slots=True)
-class Statistic:
+class PermutedStatistic:
     """One outcome's statistic as a function of permuted assignments.
 
     Attributes
@@ -90,7 +90,9 @@ def _indicator(codes: IntArray, n_rows: int, rows: IntArray) -> FloatArray:
     return out
 
 
-def fixed_effects_statistic(d: Prepared, b: Built, statistic: str, se_type: str) -> Statistic:
+def fixed_effects_statistic(
+    d: Prepared, b: Built, statistic: str, se_type: str
+) -> PermutedStatistic:
     """The school-fixed-effects estimate (or its t statistic) of one outcome."""
     rows, y, x = materialize(d, b)
     n_all = d.z.size
@@ -167,10 +169,10 @@ def fixed_effects_statistic(d: Prepared, b: Built, statistic: str, se_type: str)
             out: FloatArray = tau / np.sqrt(var)
         return out
 
-    return Statistic(cols, finish)
+    return PermutedStatistic(cols, finish)
 
 
-def cells_statistic(d: Prepared, b: Built, statistic: str) -> Statistic:
+def cells_statistic(d: Prepared, b: Built, statistic: str) -> PermutedStatistic:
     """The weighted within-school difference in means (or its t statistic) of one outcome.
 
     With covariates the outcome is first residualized on school effects and covariates
@@ -215,4 +217,4 @@ def cells_statistic(d: Prepared, b: Built, statistic: str) -> Statistic:
             out: FloatArray = tau / np.sqrt((v1 / n1 + v0 / n0) @ (w * w))
         return out
 
-    return Statistic(cols, finish)
+    return PermutedStatistic(cols, finish)

@@ -17,15 +17,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
-from .._typing import FloatArray, IntArray, check_option, rng_from
+from .._typing import FloatArray, IntArray, Scenario, check_option, rng_from
 from ..design.assign import assign
+from ..errors import OptionError, OptionTypeError
 from ..outcomes import derive_outcomes
-from ..schema import MODES, OUTCOME_NAMES, SERVICE_TYPES
+from ..schema import MODES, OUTCOME_NAMES, OUTCOMES, SERVICE_TYPES, Outcome
 
 __all__ = ["SCENARIOS", "SimulatedTrial", "SimulationParams", "Truth", "simulate"]
 
@@ -102,7 +103,7 @@ class SimulationParams:
     contacts: bool = True
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the first parameter out of range."""
+        """Raise :class:`~cis_eval.errors.OptionError` naming the first parameter out of range."""
         lo, hi = self.school_size_range
         checks: list[tuple[bool, str]] = [
             (self.n_schools >= 1, "n_schools must be at least 1"),
@@ -137,7 +138,7 @@ class SimulationParams:
         ]
         for ok, msg in checks:
             if not ok:
-                raise ValueError(msg)
+                raise OptionError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,10 +564,49 @@ def _contacts(
     )
 
 
+def _effect_bound(o: Outcome) -> tuple[float, str] | None:
+    """Largest size an effect on the outcome can have, and what the effect is."""
+    if o.type == "binary" or o.unit.startswith("proportion"):
+        return 1.0, "a difference of proportions (-0.06 is 6 percentage points)"
+    if o.name == "core_gpa":
+        return 4.0, "a difference on the 0-4 GPA scale"
+    return None
+
+
+def _check_effects(effects: Mapping[str, float]) -> dict[str, float]:
+    """Effects by outcome as floats, refusing unknown outcomes and impossible sizes."""
+    bad = set(effects) - set(OUTCOME_NAMES)
+    if bad:
+        raise OptionError(
+            f"unknown outcome(s) in effects: {', '.join(sorted(bad))}; "
+            f"known: {', '.join(OUTCOME_NAMES)}"
+        )
+    out: dict[str, float] = {}
+    for o in OUTCOMES:
+        if o.name not in effects:
+            continue
+        v = effects[o.name]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+            raise OptionTypeError(f"effects[{o.name!r}] must be a number, got {v!r}")
+        x = float(v)
+        if not np.isfinite(x):
+            raise OptionError(f"effects[{o.name!r}] must be a finite number, got {x:g}")
+        # An effect beyond the width of the outcome's scale would push it outside its
+        # range for every student, so the simulator could not build it.
+        bound = _effect_bound(o)
+        if bound is not None and abs(x) > bound[0]:
+            raise OptionError(
+                f"effects[{o.name!r}] = {x:g} is outside [-{bound[0]:g}, {bound[0]:g}]: "
+                f"the effect is {bound[1]}"
+            )
+        out[o.name] = x
+    return out
+
+
 def simulate(
     *,
     seed: int | np.random.Generator,
-    scenario: str = "interim",
+    scenario: Scenario = "interim",
     effects: Mapping[str, float] | None = None,
     n_schools: int | None = None,
     n_students: int = 2230,
@@ -619,23 +659,17 @@ def simulate(
     >>> trial.truth.target_effects["chronic_absence"]
     -0.06
     """
-    check_option("scenario", scenario, SCENARIOS)
+    check_option("scenario", scenario, get_args(Scenario))
     unknown = set(params) - {f.name for f in dataclasses.fields(SimulationParams)}
     if unknown:
-        raise TypeError(f"simulate() got unknown parameter(s): {', '.join(sorted(unknown))}")
+        raise OptionTypeError(f"simulate() got unknown parameter(s): {', '.join(sorted(unknown))}")
     if n_schools is None:
         n_schools = max(1, round(n_students / 79.6))
     p = SimulationParams(n_schools=n_schools, n_students=n_students, **params)
     p.check()
     target = dict(SCENARIOS[scenario])
     if effects:
-        bad = set(effects) - set(OUTCOME_NAMES)
-        if bad:
-            raise ValueError(
-                f"unknown outcome(s) in effects: {', '.join(sorted(bad))}; "
-                f"known: {', '.join(OUTCOME_NAMES)}"
-            )
-        target.update({k: float(v) for k, v in effects.items()})
+        target.update(_check_effects(effects))
     label = scenario if not effects else "custom"
     rng = rng_from(seed)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._typing import rng_from
-from ..errors import DesignError
+from ..errors import DataValidationError, DesignError, OptionError, OptionTypeError, Problem
 
 __all__ = ["Assignment", "assign", "verify_assignment"]
 
@@ -34,23 +34,27 @@ def _treated_counts(
     sizes: pd.Series, p: float | None, n_treat: int | Mapping[Any, int] | None
 ) -> pd.Series:
     if (p is None) == (n_treat is None):
-        raise ValueError("give exactly one of p (share treated) or n_treat (count per block)")
+        raise OptionError("give exactly one of p (share treated) or n_treat (count per block)")
     if p is not None:
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.number)):
+            raise OptionTypeError(f"p must be a number (the share treated), got {p!r}")
         if not 0 < p < 1:
-            raise ValueError(f"p must be strictly between 0 and 1, got {p!r}")
+            raise OptionError(
+                f"p must be strictly between 0 and 1 (the share treated in each block), got {p!r}"
+            )
         # Round half up, so the count is deterministic and documented: floor(p*n + 0.5).
         counts: pd.Series = np.floor(sizes * p + 0.5).astype(int)
         return counts
     if isinstance(n_treat, Mapping):
         missing = [b for b in sizes.index if b not in n_treat]
         if missing:
-            raise ValueError(f"n_treat has no count for {len(missing)} block(s)")
+            raise OptionError(f"n_treat has no count for {len(missing)} block(s)")
         counts = pd.Series({b: int(n_treat[b]) for b in sizes.index})
     else:
         counts = pd.Series(int(n_treat), index=sizes.index)  # type: ignore[arg-type]
     bad = (counts < 0) | (counts > sizes)
     if bad.any():
-        raise DesignError(
+        raise OptionError(
             f"n_treat must lie between 0 and the block size; {int(bad.sum())} block(s) break this"
         )
     return counts
@@ -132,9 +136,12 @@ def assign(
 
     Raises
     ------
+    OptionError
+        ``p`` outside (0, 1), counts outside 0 to the block size, a bad seed, or both or
+        neither of ``p`` and ``n_treat``.
     DesignError
-        If identifiers repeat, a block is too small to have both arms, or counts are
-        impossible.
+        If the roster is empty, identifiers repeat or a block is too small to have both
+        arms.
 
     See Also
     --------
@@ -153,6 +160,8 @@ def assign(
     for col in (block, id_column):
         if col not in students.columns:
             raise DesignError(f"the roster has no column '{col}'")
+    if len(students) == 0:
+        raise DesignError("the roster has no students: there is no one to assign")
     if students[block].isna().any():
         raise DesignError(f"column '{block}': {int(students[block].isna().sum())} empty value(s)")
     if students[id_column].duplicated().any():
@@ -243,7 +252,7 @@ def verify_assignment(students: pd.DataFrame, audit: Mapping[str, Any]) -> bool:
     True
     """
     if audit.get("seed") is None:
-        raise ValueError(
+        raise OptionError(
             "this audit trail was made with a Generator, not a seed; it cannot be re-run"
         )
     block, id_column = audit["block"], audit["id_column"]
@@ -262,9 +271,19 @@ def verify_assignment(students: pd.DataFrame, audit: Mapping[str, Any]) -> bool:
         # a roster read back from a file has the assignment as text ("1"/"0")
         recorded = pd.to_numeric(students["treatment"].astype("string"), errors="coerce")
         if recorded.isna().any():
-            raise ValueError(
-                f"column 'treatment': {int(recorded.isna().sum())} value(s) are not 0 or 1; "
-                "the recorded assignment cannot be checked"
+            rows = tuple(int(i) + 1 for i in np.flatnonzero(recorded.isna().to_numpy())[:5])
+            raise DataValidationError(
+                [
+                    Problem(
+                        source="roster",
+                        column="treatment",
+                        rows=rows,
+                        n_rows=int(recorded.isna().sum()),
+                        message="value(s) are not 0 or 1, so the recorded assignment cannot "
+                        "be checked",
+                        expected="0 (control) or 1 (program)",
+                    )
+                ]
             )
         same_draw = same_draw and bool(
             np.array_equal(recorded.to_numpy(dtype=float), rerun.data["treatment"].to_numpy())

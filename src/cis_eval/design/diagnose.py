@@ -1,6 +1,6 @@
 r"""Diagnose a planned trial by simulation: bias, RMSE, power, coverage and type-S error.
 
-A :class:`Design` declares the trial (schools, students per school, share treated, the
+A :class:`TrialDesign` declares the trial (schools, students per school, share treated, the
 effects hoped for, take-up, ICC, attrition); :func:`diagnose` simulates it many times with
 the calibrated simulator, where the truth is known, estimates the impacts each time and
 reports DeclareDesign's diagnosands for every outcome and estimator, each with its Monte
@@ -19,28 +19,7 @@ Two modes answer two questions:
   given relative to each replication's SATE and to the superpopulation target effect. It
   also averages over the variation of populations, and is slower (one simulation each).
 
-How it gets fast. In design mode the potential outcomes ``y0``, ``y1`` and covariates
-``x`` are fixed, and a replication only changes the assignment ``z`` and the analytic
-sample (a 0/1 mask ``m``), so ``y = y0 + z (y1 - y0)``. Every quantity the estimators need
-is then a product of the ``(replications, students)`` arrays ``m`` and ``m z`` with fixed
-per-student features: school-by-arm sums (one small matrix product per school), the
-covariates' Gram matrix (one product with the packed ``x x'`` columns), and, for HC2 with
-covariates, the exact leverage of the full design (school dummies included) through
-Frisch-Waugh-Lovell:
-
-.. math:: z^* = \tilde z - \tilde X \beta, \quad \hat\tau = z^{*\prime} \tilde y /
-          z^{*\prime} z^*, \quad h_i = 1/n_s + \tilde x_i'(\tilde X'\tilde X)^{-1}
-          \tilde x_i + z_i^{*2} / z^{*\prime} z^*,
-
-where tildes are within-school deviations on the replication's sample. The covariates'
-part of the leverage is a quadratic form evaluated for all replications at once as one
-matrix product with the packed ``x_i x_i'`` features; products with the missing-value
-indicators are non-zero for the few students with a missing baseline value only, and are
-summed over those students alone. Replications are processed in chunks so memory stays
-bounded, the six outcomes of a chunk in parallel threads (matrix products and array
-arithmetic release the interpreter lock) with BLAS itself on one thread. Random numbers
-come in blocks of replications with their own streams, so results depend on the seed
-alone, not on chunking or threads.
+The replications are computed in batches by :mod:`cis_eval.design._diagnose_batched`.
 """
 
 from __future__ import annotations
@@ -50,73 +29,77 @@ import itertools
 import math
 import os
 import sys
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._core import engine as _engine
-from .._core.design import numeric
-from .._typing import BoolArray, FloatArray, IntArray, check_option
+from .._typing import (
+    BoolArray,
+    Diagnosand,
+    DiagnoseEstimand,
+    DiagnoseMode,
+    FloatArray,
+    IntArray,
+    check_option,
+    rng_from,
+)
 from ..data.simulate import SCENARIOS, SimulatedTrial, SimulationParams, simulate
-from ..errors import DesignError
-from ..estimation.itt import default_covariates
-from ..outcomes import outcome_arrays
+from ..errors import OptionError, OptionTypeError
+from ..present.results import ResultMixin
 from ..present.table import Table
 from ..schema import OUTCOME_NAMES, OUTCOMES, Outcome
+from ._diagnose_batched import _N_SOURCES, _draw_into, _estimate, _Masks, _population, _Scratch
 
 __all__ = [
     "DIAGNOSANDS",
+    "DIAGNOSE_ESTIMANDS",
+    "DIAGNOSE_MODES",
     "ESTIMATORS",
     "GRID_PARAMETERS",
-    "MODES",
-    "Design",
     "DiagnosisResult",
+    "TrialDesign",
     "diagnose",
 ]
 
-EstimatorName = Literal["fixed_effects", "fixed_effects_unadjusted", "blocked_dim"]
-Mode = Literal["design", "resample"]
-Diagnosand = Literal[
-    "mean_estimate",
-    "bias",
-    "rmse",
-    "power",
-    "coverage",
-    "type_s",
-    "mean_se",
-    "sd_estimate",
-    "bias_target",
-    "coverage_target",
-]
+DIAGNOSE_ESTIMANDS: tuple[str, ...] = get_args(DiagnoseEstimand)
+"""Estimands diagnosed: the names of :func:`cis_eval.estimate_itt`'s ``estimand``."""
 
-ESTIMATORS: dict[str, str] = {
-    "fixed_effects": (
+# Each estimator is an (estimand, covariates) pair, named as in estimate_itt; the keys are
+# private. "default" covariates are estimate_itt's default, "none" is covariates=None.
+ESTIMATORS: dict[tuple[str, str], str] = {
+    ("fixed_effects", "default"): (
         "OLS with school fixed effects and baseline covariates (each outcome's prior-year "
         "measure and demographics, missing values filled plus an indicator), HC2 standard "
         "errors: the default of estimate_itt"
     ),
-    "fixed_effects_unadjusted": "OLS with school fixed effects, no covariates, HC2 standard errors",
-    "blocked_dim": (
+    ("fixed_effects", "none"): "OLS with school fixed effects, no covariates, HC2 standard errors",
+    ("person_weighted", "none"): (
         "blocked difference in means, school effects weighted by school size (the "
-        "person-weighted estimand), HC2 (Neyman) standard errors"
+        "person-weighted estimand without covariates), HC2 (Neyman) standard errors"
     ),
 }
-"""Estimators on offer and what each is (named in every output)."""
+"""Estimators on offer, as (estimand, covariates) pairs, and what each is."""
+
+_KEY: dict[tuple[str, str], str] = {
+    ("fixed_effects", "default"): "fixed_effects",
+    ("fixed_effects", "none"): "fixed_effects_none",
+    ("person_weighted", "none"): "person_weighted_none",
+}
+_PAIR: dict[str, tuple[str, str]] = {v: k for k, v in _KEY.items()}
 
 _SHORT: dict[str, str] = {
     "fixed_effects": "School FE + covariates",
-    "fixed_effects_unadjusted": "School FE",
-    "blocked_dim": "Blocked DiM",
+    "fixed_effects_none": "School FE",
+    "person_weighted_none": "Person-weighted",
 }
 
-MODES: dict[str, str] = {
+DIAGNOSE_MODES: dict[str, str] = {
     "design": (
         "design-based: one simulated population, the lottery and attrition redrawn in "
         "every replication; estimand = that population's SATE"
@@ -163,26 +146,11 @@ STUDY_STUDENTS_PER_SCHOOL = 2230 / 28
 CHUNK_ELEMENTS = 1 << 18
 # Replications per random stream (a chunk holds one or more whole blocks).
 BLOCK = 16
-# A covariate whose within-school sum of squares is at most this share of its raw sum of
-# squares is collinear with the school effects in that sample and is dropped (as the
-# engine does); Cholesky pivots below it send the replication to the engine's exact check.
-COLLINEAR_TOL = _engine.COLLINEAR_TOL
-# Leverage within this distance of 1 means the student is fitted exactly (as the engine).
-EXACT_TOL = _engine.EXACT_TOL
-# Attrition source of each outcome: the simulator loses raw fields in these groups.
-_SOURCE = {
-    "chronic_absence": 0,
-    "attendance_rate": 0,
-    "core_course_failure": 1,
-    "core_credits": 2,
-    "core_gpa": 3,
-    "suspensions": 4,
-}
-_N_SOURCES = 5
 
 
-def _fail(message: str) -> DesignError:
-    return DesignError(message)
+def _fail(message: str) -> OptionError:
+    """A value of the design or of an option out of its range or of the wrong kind."""
+    return OptionError(message)
 
 
 def _number(name: str, value: object) -> float:
@@ -231,7 +199,7 @@ class _Effects(Mapping[str, float]):
 
 
 @dataclass(frozen=True, slots=True)
-class Design:
+class TrialDesign:
     """A planned trial: the declaration every diagnosis (and grid) starts from.
 
     The fields map onto :func:`cis_eval.simulate` (``schools`` is ``n_schools``,
@@ -280,9 +248,9 @@ class Design:
 
     Examples
     --------
-    >>> from cis_eval.design.diagnose import Design
-    >>> Design(schools=20, students_per_school=60, effects={"chronic_absence": -0.05})
-    Design(20 schools x 60.0 students = 1,200, 51% treated, effects: chronic_absence -0.05)
+    >>> from cis_eval.design.diagnose import TrialDesign
+    >>> TrialDesign(schools=20, students_per_school=60, effects={"chronic_absence": -0.05})
+    TrialDesign(20 schools x 60.0 students = 1,200, 51% treated, effects: chronic_absence -0.05)
     """
 
     schools: int = 28
@@ -403,7 +371,7 @@ class Design:
         """One trial of this design (no contacts log), from :func:`cis_eval.simulate`."""
         return simulate(seed=seed, **self.simulate_kwargs())
 
-    def vary(self, parameter: str, value: float) -> Design:
+    def vary(self, parameter: str, value: float) -> TrialDesign:
         """A copy with one grid parameter changed (a design field or an outcome's effect).
 
         Changing ``students_per_school`` keeps it and drops ``n_students`` (and the other
@@ -428,617 +396,9 @@ class Design:
         sps = self.total_students / self.schools
         eff = ", ".join(f"{k} {v:+g}" for k, v in self.effects.items() if v != 0) or "none"
         return (
-            f"Design({self.schools} schools x {sps:.1f} students = {self.total_students:,}, "
+            f"TrialDesign({self.schools} schools x {sps:.1f} students = {self.total_students:,}, "
             f"{self.share_treated:.0%} treated, effects: {eff.replace('+', '')})"
         )
-
-
-# ----------------------------------------------------------------------------- population
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """One outcome of a population, rows sorted by school (private).
-
-    ``y0``/``y1`` are in reporting units (percentage points for binary outcomes), centred
-    by the population's school means of ``y0`` and zero where the outcome is undefined.
-    The covariate columns ``x`` are the dense covariates, centred within school, then the
-    missing-value indicators, left as 0/1 so they stay sparse: products involving an
-    indicator are non-zero only for the few *flagged* students with a missing value, and
-    are summed over those students alone. Centring by any school constant leaves every
-    fixed-effects quantity unchanged and keeps sums of squares accurate.
-    """
-
-    meta: Outcome
-    defined: BoolArray
-    observed: BoolArray
-    y0: FloatArray
-    diff: FloatArray  # y1 - y0
-    k: int
-    kd: int  # dense covariates (the first kd columns of x); the rest are indicators
-    feat_m: FloatArray  # (n, 3 + k): defined, y0, y0^2, x  (summed by school, weights m)
-    feat_mz: FloatArray  # (n, 5): defined, y0, y1, y0^2, y1^2  (summed by school, weights m z)
-    glob_m: FloatArray  # (n, pd + kd): packed dense products, xd * y0  (weighted by m)
-    glob_mz: FloatArray  # (n, 2 kd): xd, xd * (y1 - y0)  (weighted by m z)
-    lin_t: FloatArray  # (kd + S + 1, n): xd, the school indicators and y0, transposed
-    quad_t: FloatArray  # (pd + S, n): packed dense products and the school indicators
-    xd_t: FloatArray  # (kd, n): the dense covariates, transposed
-    tri: tuple[IntArray, IntArray]  # the packed upper triangle's (row, column) indices
-    tri_weight: FloatArray  # 1 on the diagonal, 2 off it: x'Cx from packed products
-    dense_pos: IntArray  # positions of the dense products in the packed upper triangle
-    rest_pos: IntArray  # positions of the products involving an indicator
-    flagged: IntArray  # students with any indicator set
-    school_f: IntArray  # their schools
-    ind_f: FloatArray  # (flagged, k - kd): their indicators
-    rest_f: FloatArray  # (flagged, len(rest_pos)): their products involving an indicator
-    glob_m_f: FloatArray  # (flagged, len(rest_pos) + k - kd): rest_f, indicators * y0
-    glob_mz_f: FloatArray  # (flagged, 2 (k - kd)): indicators, indicators * (y1 - y0)
-    sate: float
-    target: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Population:
-    """A population: its schools, its lottery and its outcomes (private)."""
-
-    school: IntArray
-    starts: IntArray
-    sizes: IntArray
-    z: FloatArray
-    outcomes: tuple[_Outcome, ...]
-
-    @property
-    def n(self) -> int:
-        return int(self.z.size)
-
-
-def _school_means(v: FloatArray, school: IntArray, weight: FloatArray, s: int) -> FloatArray:
-    tot = np.bincount(school, weights=v * weight, minlength=s)
-    cnt = np.bincount(school, weights=weight, minlength=s)
-    out: FloatArray = np.divide(tot, cnt, out=np.zeros(s), where=cnt > 0)
-    return out
-
-
-def _covariates(
-    students: pd.DataFrame,
-    names: Sequence[str],
-    order: IntArray,
-    starts: IntArray,
-    sizes: IntArray,
-) -> tuple[FloatArray, int]:
-    """Covariates as estimate_itt fills them: dense columns (centred) then indicators."""
-    dense, flags = [], []
-    for name in names:
-        v = numeric(students, name, "covariate")[order]
-        miss = np.isnan(v)
-        # fill with the mean of the observed values and flag the missing ones
-        fill = float(v[~miss].mean()) if (~miss).any() else 0.0
-        dense.append(np.where(miss, fill, v))
-        if miss.any():
-            flags.append(miss.astype(float))
-    n = order.size
-    xd = np.column_stack(dense) if dense else np.zeros((n, 0))
-    if xd.shape[1]:
-        xd = xd - np.repeat(np.add.reduceat(xd, starts, axis=0) / sizes[:, None], sizes, 0)
-    x = np.column_stack([xd, *flags]) if flags else xd
-    return np.ascontiguousarray(x), xd.shape[1]
-
-
-def _population(trial: SimulatedTrial, *, covariates: bool) -> _Population:
-    """Arrays of one simulated trial for the estimators (rows sorted by school)."""
-    students = trial.students
-    po = trial.truth.potential_outcomes
-    codes, _ = pd.factorize(students["school_id"], sort=True)
-    order = np.argsort(codes, kind="stable")
-    school = codes[order].astype(np.int64)
-    starts, sizes = _engine.cell_starts(school)
-    s_count = sizes.size
-    n = school.size
-    onehot = np.zeros((n, s_count))
-    onehot[np.arange(n), school] = 1.0
-    z = students["treatment"].to_numpy(dtype=float)[order]
-    observed_all = outcome_arrays(students, chronic_threshold=trial.params.chronic_threshold)
-    cov_cache: dict[tuple[str, ...], tuple[FloatArray, int]] = {}
-    outs = []
-    for o in OUTCOMES:
-        scale = 100.0 if o.type == "binary" else 1.0
-        y0 = po[f"y0_{o.name}"].to_numpy(dtype=float)[order] * scale
-        y1 = po[f"y1_{o.name}"].to_numpy(dtype=float)[order] * scale
-        defined = ~np.isnan(y0) & ~np.isnan(y1)
-        observed = defined & ~np.isnan(observed_all[o.name][order])
-        c = _school_means(np.nan_to_num(y0), school, defined.astype(float), s_count)[school]
-        y0c = np.where(defined, y0 - c, 0.0)
-        y1c = np.where(defined, y1 - c, 0.0)
-        names = tuple(default_covariates(o, students)) if covariates else ()
-        if names not in cov_cache:
-            cov_cache[names] = _covariates(students, names, order, starts, sizes)
-        x, kd = cov_cache[names]
-        k = x.shape[1]
-        iu0, iu1 = np.triu_indices(k)
-        dense = (iu0 < kd) & (iu1 < kd)
-        dense_pos = np.flatnonzero(dense)
-        rest_pos = np.flatnonzero(~dense)
-        flagged = np.flatnonzero(np.any(x[:, kd:] != 0, axis=1))
-        packed_d = x[:, iu0[dense]] * x[:, iu1[dense]]
-        xf = x[flagged]
-        rest_f = xf[:, iu0[~dense]] * xf[:, iu1[~dense]]
-        ind_f = xf[:, kd:]
-        d = y1c - y0c
-        xd = x[:, :kd]
-        outs.append(
-            _Outcome(
-                meta=o,
-                defined=defined,
-                observed=observed,
-                y0=y0c,
-                diff=d,
-                k=k,
-                kd=kd,
-                feat_m=np.ascontiguousarray(np.column_stack([defined, y0c, y0c**2, x])),
-                feat_mz=np.ascontiguousarray(np.column_stack([defined, y0c, y1c, y0c**2, y1c**2])),
-                glob_m=np.ascontiguousarray(np.column_stack([packed_d, xd * y0c[:, None]])),
-                glob_mz=np.ascontiguousarray(np.column_stack([xd, xd * d[:, None]])),
-                lin_t=np.ascontiguousarray(np.column_stack([xd, onehot, y0c]).T),
-                quad_t=np.ascontiguousarray(np.column_stack([packed_d, onehot]).T),
-                xd_t=np.ascontiguousarray(xd.T),
-                tri=(iu0, iu1),
-                tri_weight=np.where(iu0 == iu1, 1.0, 2.0),
-                dense_pos=dense_pos,
-                rest_pos=rest_pos,
-                flagged=flagged,
-                school_f=school[flagged],
-                ind_f=np.ascontiguousarray(ind_f),
-                rest_f=np.ascontiguousarray(rest_f),
-                glob_m_f=np.ascontiguousarray(
-                    np.column_stack([rest_f, ind_f * y0c[flagged, None]])
-                ),
-                glob_mz_f=np.ascontiguousarray(np.column_stack([ind_f, ind_f * d[flagged, None]])),
-                sate=float(trial.truth.sate[o.name]) * scale,
-                target=float(trial.truth.target_effects[o.name]) * scale,
-            )
-        )
-    return _Population(school, starts, sizes, z, tuple(outs))
-
-
-# ----------------------------------------------------------------------------- draws
-
-
-class _Scratch:
-    """Work arrays reused across chunks and outcomes, one set per thread.
-
-    A large numpy temporary is fresh memory from the operating system each time: one page
-    fault per 4 KB, which costs more than the arithmetic done on it. The per-student
-    arrays are therefore allocated once per thread and filled in place.
-    """
-
-    def __init__(self) -> None:
-        self._sets: dict[int, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def _get(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-        ident = threading.get_ident()
-        arrays = self._sets.get(ident)
-        if arrays is None:
-            with self._lock:
-                arrays = self._sets.setdefault(ident, {})
-        a = arrays.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = arrays[name] = np.empty(shape, dtype)
-        return a
-
-    def floats(self, name: str, shape: tuple[int, ...]) -> FloatArray:
-        out: FloatArray = self._get(name, shape, np.float64)
-        return out
-
-    def bools(self, name: str, shape: tuple[int, ...]) -> BoolArray:
-        out: BoolArray = self._get(name, shape, np.bool_)
-        return out
-
-
-def _draw_into(
-    pop: _Population,
-    design: Design,
-    rng: np.random.Generator,
-    zr: FloatArray,
-    keep: BoolArray,
-    scratch: _Scratch,
-) -> None:
-    """Fill ``zr`` (r, n) with lotteries and ``keep`` (sources, r, n) with the students kept.
-
-    Each school keeps its number of program students, permuted within the school.
-    Attrition follows the simulator: a share ``0.75 a`` of students lose their whole record
-    and each group of raw fields is lost with probability ``1 - (1 - a) / (1 - 0.75 a)``,
-    with ``a`` the attrition of the student's arm.
-    """
-    r, n = zr.shape
-    for s, m in zip(pop.starts, pop.sizes, strict=True):
-        view = zr[:, s : s + m]
-        view[:] = pop.z[s : s + m]
-        rng.permuted(view, axis=1, out=view)
-    u = scratch.floats("u", (_N_SOURCES + 1, r, n))
-    rng.random(out=u)
-    a1 = design.attrition + design.differential_attrition / 2
-    a0 = design.attrition - design.differential_attrition / 2
-    lost1, lost0 = 0.75 * a1, 0.75 * a0
-    item1, item0 = 1 - (1 - a1) / (1 - lost1), 1 - (1 - a0) / (1 - lost0)
-    lost = scratch.bools("lost", (r, n))
-    if a1 == a0:
-        np.less(u[0], lost0, out=lost)
-        np.greater_equal(u[1:], item0, out=keep)
-    else:
-        thr = scratch.floats("thr", (r, n))
-        np.multiply(zr, lost1 - lost0, out=thr)
-        thr += lost0
-        np.less(u[0], thr, out=lost)
-        np.multiply(zr, item1 - item0, out=thr)
-        thr += item0
-        np.greater_equal(u[1:], thr, out=keep)
-    np.logical_not(lost, out=lost)
-    keep &= lost
-
-
-def _draw(
-    pop: _Population, design: Design, rng: np.random.Generator, r: int
-) -> tuple[FloatArray, BoolArray]:
-    """``r`` replications of the lottery and of attrition, in new arrays (see _draw_into)."""
-    zr = np.empty((r, pop.n))
-    keep = np.empty((_N_SOURCES, r, pop.n), dtype=bool)
-    _draw_into(pop, design, rng, zr, keep, _Scratch())
-    return zr, keep
-
-
-# ----------------------------------------------------------------------------- estimators
-
-
-@dataclass(frozen=True, slots=True)
-class _Sums:
-    """School-by-arm sums of one outcome for a chunk of replications, shape (r, S)."""
-
-    n: FloatArray
-    n1: FloatArray
-    sum1: FloatArray
-    sum0: FloatArray
-    sq1: FloatArray
-    sq0: FloatArray
-    sx: FloatArray  # (r, S, k)
-
-
-def _sums(po: _Outcome, pop: _Population, m: FloatArray, mz: FloatArray, k: int) -> _Sums:
-    """Small matrix products per school of ``m`` and ``m z`` with the outcome's features."""
-    r = m.shape[0]
-    s_count = pop.sizes.size
-    a = np.empty((r, s_count, 3 + k))
-    b = np.empty((r, s_count, 5))
-    fm = po.feat_m[:, : 3 + k]
-    for j, (s, size) in enumerate(zip(pop.starts, pop.sizes, strict=True)):
-        np.matmul(m[:, s : s + size], fm[s : s + size], out=a[:, j, :])
-        np.matmul(mz[:, s : s + size], po.feat_mz[s : s + size], out=b[:, j, :])
-    return _Sums(
-        n=a[..., 0],
-        n1=b[..., 0],
-        sum1=b[..., 2],
-        sum0=a[..., 1] - b[..., 1],
-        sq1=b[..., 4],
-        sq0=a[..., 2] - b[..., 3],
-        sx=a[..., 3 : 3 + k],
-    )
-
-
-def _safe_div(a: FloatArray, b: FloatArray) -> FloatArray:
-    out: FloatArray = np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b > 0)
-    return out
-
-
-def _blocked_dim(t: _Sums) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Person-weighted blocked difference in means with the Neyman (= HC2) variance.
-
-    Schools with one arm in the sample are left out (as estimate_itt does); a school with a
-    single student in an arm makes the variance undefined (NaN).
-    """
-    n0 = t.n - t.n1
-    both = (t.n1 > 0) & (n0 > 0)
-    size = np.where(both, t.n, 0.0)
-    w = _safe_div(size, size.sum(axis=1, keepdims=True))
-    m1, m0 = _safe_div(t.sum1, t.n1), _safe_div(t.sum0, n0)
-    tau = np.sum(w * (m1 - m0), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v1 = (t.sq1 - t.n1 * m1 * m1) / (t.n1 - 1) / t.n1
-        v0 = (t.sq0 - n0 * m0 * m0) / (n0 - 1) / n0
-        var = np.sum(np.where(both, w * w * (v1 + v0), 0.0), axis=1)
-        single = np.any(both & ((t.n1 == 1) | (n0 == 1)), axis=1)
-    var = np.where(single | ~both.any(axis=1), np.nan, var)
-    df = size.sum(axis=1) - 2.0 * both.sum(axis=1)
-    return tau, np.sqrt(np.maximum(var, 0.0)), df
-
-
-def _fixed_effects_unadjusted(t: _Sums) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """School fixed effects without covariates; HC2 from school-by-arm sums.
-
-    Without covariates the leverage ``1/n_s + (z - zbar_s)^2 / ss`` and the influence are
-    constant within a school-by-arm cell, so the HC2 sum needs only each cell's sum of
-    squared residuals: its sum of squares about the cell mean plus ``n`` times the squared
-    mean residual.
-    """
-    n0 = t.n - t.n1
-    inv_n = _safe_div(np.ones_like(t.n), t.n)
-    zbar = t.n1 * inv_n
-    wgt = t.n1 * n0 * inv_n
-    ss = wgt.sum(axis=1)
-    m1, m0 = _safe_div(t.sum1, t.n1), _safe_div(t.sum0, n0)
-    delta = np.where((t.n1 > 0) & (n0 > 0), m1 - m0, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = np.sum(wgt * delta, axis=1) / ss
-        gap = delta - tau[:, None]
-        sse1 = (t.sq1 - t.n1 * m1 * m1) + t.n1 * ((1 - zbar) * gap) ** 2
-        sse0 = (t.sq0 - n0 * m0 * m0) + n0 * (zbar * gap) ** 2
-        a1 = (1 - zbar) / ss[:, None]
-        a0 = zbar / ss[:, None]
-        omh1 = 1 - inv_n - (1 - zbar) ** 2 / ss[:, None]
-        omh0 = 1 - inv_n - zbar**2 / ss[:, None]
-    var = np.zeros_like(tau)
-    exact_influential = np.zeros(tau.shape, dtype=bool)
-    for a, sse, omh, cnt in ((a1, sse1, omh1, t.n1), (a0, sse0, omh0, n0)):
-        live = (cnt > 0) & (a != 0)
-        exact = live & (omh < EXACT_TOL)
-        exact_influential |= exact.any(axis=1)
-        good = live & ~exact
-        var += np.sum(np.where(good, a * a * sse / np.where(good, omh, 1.0), 0.0), axis=1)
-    var = np.where(exact_influential, np.inf, var)
-    var = np.where(ss > 0, var, np.nan)
-    df = t.n.sum(axis=1) - (t.n > 0).sum(axis=1) - 1.0
-    return tau, np.sqrt(np.maximum(var, 0.0)), df
-
-
-def _unpack(packed: FloatArray, k: int, tri: tuple[IntArray, IntArray]) -> FloatArray:
-    """(r, k(k+1)/2) upper-triangle entries -> (r, k, k) symmetric matrices."""
-    out = np.empty((packed.shape[0], k, k))
-    out[:, tri[0], tri[1]] = packed
-    out[:, tri[1], tri[0]] = packed
-    return out
-
-
-def _inverse(w: FloatArray, raw: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Generalized inverse of within-school Gram matrices, dropping collinear columns.
-
-    A column whose within sum of squares is at most ``COLLINEAR_TOL`` of its raw one is
-    dropped (a missing-value indicator whose students all left the sample). The rest is
-    scaled to unit diagonal and factorized; a replication whose Cholesky pivots show
-    further collinearity is redone with the engine's own column selection.
-    Returns the inverses (zero rows and columns for dropped columns) and the ranks.
-    """
-    r, k, _ = w.shape
-    d = np.einsum("rii->ri", w)
-    keep = (d > COLLINEAR_TOL * np.maximum(raw, d)) & (d > 0)
-    s = np.where(keep, 1.0 / np.sqrt(np.where(keep, d, 1.0)), 0.0)
-    scaled = w * s[:, :, None] * s[:, None, :]
-    idx = np.arange(k)
-    scaled[:, idx, idx] = np.where(keep, scaled[:, idx, idx], 1.0)
-    redo = np.zeros(r, dtype=bool)
-    try:
-        chol = np.linalg.cholesky(scaled)
-        pivots = np.einsum("rii->ri", chol) ** 2
-        redo = np.any(pivots < COLLINEAR_TOL, axis=1)
-        inv = np.linalg.inv(np.where(redo[:, None, None], np.eye(k), scaled))
-    except np.linalg.LinAlgError:
-        redo[:] = True
-        inv = np.zeros_like(w)
-    inv = inv * s[:, :, None] * s[:, None, :]
-    rank = keep.sum(axis=1).astype(float)
-    for i in np.flatnonzero(redo):
-        cols = _engine.independent_columns(w[i], np.maximum(raw[i], d[i]))
-        inv[i] = 0.0
-        if cols:
-            inv[i][np.ix_(cols, cols)] = np.linalg.inv(w[i][np.ix_(cols, cols)])
-        rank[i] = len(cols)
-    return inv, rank
-
-
-def _fixed_effects(
-    po: _Outcome,
-    pop: _Population,
-    t: _Sums,
-    m: FloatArray,
-    mz: FloatArray,
-    zr: FloatArray,
-    scratch: _Scratch,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """School fixed effects with covariates and HC2, for a chunk of replications.
-
-    Frisch-Waugh-Lovell on each replication's sample: the covariates' within Gram matrix
-    (packed products), the coefficients of ``z`` and ``y`` on the covariates, then one
-    pass over the ``(r, n)`` arrays for residuals and the exact leverage. Dense covariates
-    go through matrix products over every student; the missing-value indicators, through
-    products over the flagged students only.
-    """
-    k, kd = po.k, po.kd
-    ki = k - kd
-    r = m.shape[0]
-    s_count = pop.sizes.size
-    kp = k * (k + 1) // 2
-    pd_ = po.dense_pos.size
-    flagged = po.flagged
-    sparse = flagged.size > 0 and ki > 0
-    n0 = t.n - t.n1
-    sy = t.sum0 + t.sum1
-    inv_n = _safe_div(np.ones_like(t.n), t.n)
-    # global sums: sum m x x' (packed), sum m x y0, sum m z x, sum m z x (y1 - y0)
-    gm = m @ po.glob_m
-    gmz = mz @ po.glob_mz
-    packed = np.zeros((r, kp))
-    packed[:, po.dense_pos] = gm[:, :pd_]
-    szx = np.zeros((r, k))
-    sxy = np.zeros((r, k))
-    szx[:, :kd] = gmz[:, :kd]
-    sxy[:, :kd] = gm[:, pd_:] + gmz[:, kd:]
-    if sparse:
-        gm_f = m[:, flagged] @ po.glob_m_f
-        gmz_f = mz[:, flagged] @ po.glob_mz_f
-        packed[:, po.rest_pos] = gm_f[:, : po.rest_pos.size]
-        szx[:, kd:] = gmz_f[:, :ki]
-        sxy[:, kd:] = gm_f[:, po.rest_pos.size :] + gmz_f[:, ki:]
-    gxx = _unpack(packed, k, po.tri)
-    xbar = t.sx * inv_n[:, :, None]
-    xbar_t = xbar.transpose(0, 2, 1)
-    zbar = t.n1 * inv_n
-    ybar = sy * inv_n
-    wxx = gxx - xbar_t @ t.sx
-    # the z and y columns of the within cross-products, side by side
-    wxzy = np.stack([szx, sxy], axis=2) - xbar_t @ np.stack([t.n1, sy], axis=2)
-    wzz = np.sum(t.n1 * n0 * inv_n, axis=1)
-    wzy = t.sum1.sum(axis=1) - np.sum(zbar * sy, axis=1)
-    cinv, rank = _inverse(wxx, np.einsum("rii->ri", gxx))
-    bg = cinv @ wxzy  # (r, k, 2): coefficients of z and of y on the covariates
-    ss = wzz - np.einsum("ri,ri->r", wxzy[:, :, 0], bg[:, :, 0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = (wzy - np.einsum("ri,ri->r", wxzy[:, :, 0], bg[:, :, 1])) / ss
-        inv_ss = 1.0 / ss
-    tau_ok = np.where(np.isfinite(tau), tau, 0.0)
-    # z* = z - zbar_s - (x - xbar_s)'beta, and the residual
-    # e = y0 - ybar_s - (x - xbar_s)'gamma - tau z* + z (y1 - y0): one matrix product for
-    # the parts that do not involve z, whose coefficients are (r, kd + S + 1)
-    at_means = xbar @ bg  # (r, S, 2)
-    cz = np.empty((r, kd + s_count + 1))
-    cz[:, :kd] = -bg[:, :kd, 0]
-    cz[:, kd:-1] = at_means[:, :, 0] - zbar
-    cz[:, -1] = 0.0
-    ce = np.empty((r, kd + s_count + 1))
-    ce[:, :kd] = -bg[:, :kd, 1]
-    ce[:, kd:-1] = at_means[:, :, 1] - ybar
-    ce[:, -1] = 1.0
-    ce -= tau_ok[:, None] * cz
-    n = zr.shape[1]
-    lin = np.matmul(np.concatenate([cz, ce]), po.lin_t, out=scratch.floats("lin", (2 * r, n)))
-    if sparse:
-        cf = np.concatenate([-bg[:, kd:, 0], -bg[:, kd:, 1] + tau_ok[:, None] * bg[:, kd:, 0]])
-        lin[:, flagged] += cf @ po.ind_f.T
-    zs = lin[:r]
-    zs += zr
-    e = lin[r:]
-    step = np.subtract(po.diff, tau_ok[:, None], out=scratch.floats("step", (r, n)))
-    step *= zr
-    e += step
-    # 1 - h, h = 1/n_s + x~'C x~ + z*^2/ss, x~'C x~ = x'Cx - 2 x'C xbar_s + xbar_s'C xbar_s
-    v = xbar @ cinv  # C xbar_s (C is symmetric)
-    cpack = po.tri_weight * cinv[:, po.tri[0], po.tri[1]]
-    quad = np.empty((r, pd_ + s_count))
-    quad[:, :pd_] = -cpack[:, po.dense_pos]
-    quad[:, pd_:] = 1.0 - inv_n - np.einsum("rsi,rsi->rs", v, xbar)
-    omh = np.matmul(quad, po.quad_t, out=scratch.floats("omh", (r, n)))
-    for j, (s, size) in enumerate(zip(pop.starts, pop.sizes, strict=True)):
-        omh[:, s : s + size] += (2.0 * v[:, j, :kd]) @ po.xd_t[:, s : s + size]
-    if sparse:
-        vf = v[:, po.school_f, kd:]  # (r, flagged, ki)
-        omh[:, flagged] += 2.0 * np.einsum("rfi,fi->rf", vf, po.ind_f)
-        omh[:, flagged] -= cpack[:, po.rest_pos] @ po.rest_f.T
-    # HC2: sum of a^2 e^2 / (1 - h) with a = z*/ss; q = z*^2/ss is both a^2 ss^2 / ss and
-    # the assignment's share of the leverage
-    q = np.multiply(zs, zs, out=scratch.floats("q", (r, n)))
-    q *= inv_ss[:, None]
-    omh -= q
-    num = e
-    num *= e
-    num *= q
-    num *= m
-    influential = np.zeros(r, dtype=bool)
-    if omh.min() < EXACT_TOL:
-        exact = omh < EXACT_TOL
-        hit = exact & (m > 0)
-        scale = np.abs(zs * m).max(axis=1, keepdims=True)
-        influential = np.any(hit & (np.abs(zs) > 1e-8 * scale), axis=1)
-        omh[exact] = 1.0
-        num[exact] = 0.0
-    num /= omh
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = num.sum(axis=1) * inv_ss
-    var = np.where(influential, np.inf, var)
-    var = np.where(ss > COLLINEAR_TOL * np.maximum(wzz, 1e-300), var, np.nan)
-    tau = np.where(np.isfinite(var) | influential, tau, np.nan)
-    df = t.n.sum(axis=1) - (t.n > 0).sum(axis=1) - rank - 1.0
-    return tau, np.sqrt(np.maximum(var, 0.0)), df
-
-
-def _estimate_outcome(
-    pop: _Population,
-    i: int,
-    estimators: Sequence[str],
-    zr: FloatArray,
-    masks: Sequence[FloatArray],
-    scratch: _Scratch,
-) -> FloatArray:
-    """Estimates, standard errors and df of one outcome: array (3, estimators, r)."""
-    po = pop.outcomes[i]
-    out = np.empty((3, len(estimators), zr.shape[0]))
-    m = masks.fill(i, scratch) if isinstance(masks, _Masks) else masks[i]
-    mz = np.multiply(m, zr, out=scratch.floats("mz", m.shape))
-    t = _sums(po, pop, m, mz, po.k if "fixed_effects" in estimators else 0)
-    for j, name in enumerate(estimators):
-        # an outcome nobody has (no high school in the trial) or an assignment without
-        # variation gives NaN, counted as a failed replication
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if name == "blocked_dim":
-                res = _blocked_dim(t)
-            elif name == "fixed_effects_unadjusted" or po.k == 0:
-                res = _fixed_effects_unadjusted(t)
-            else:
-                res = _fixed_effects(po, pop, t, m, mz, zr, scratch)
-        for q in range(3):
-            out[q, j] = res[q]
-    return out
-
-
-def _estimate(
-    pop: _Population,
-    estimators: Sequence[str],
-    zr: FloatArray,
-    masks: Sequence[FloatArray],
-    pool: ThreadPoolExecutor | None = None,
-    scratch: _Scratch | None = None,
-) -> FloatArray:
-    """Estimates, standard errors and df: array (3, outcomes, estimators, r).
-
-    With a thread pool the outcomes are estimated side by side: the work is in matrix
-    products and array arithmetic, which release the interpreter lock.
-    """
-    work = _Scratch() if scratch is None else scratch
-
-    def one(i: int) -> FloatArray:
-        return _estimate_outcome(pop, i, estimators, zr, masks, work)
-
-    idx = range(len(pop.outcomes))
-    parts = [one(i) for i in idx] if pool is None else list(pool.map(one, idx))
-    return np.stack(parts, axis=1)
-
-
-class _Masks(Sequence[FloatArray]):
-    """Each outcome's analytic sample (0/1 floats), made when asked for (in its thread)."""
-
-    def __init__(self, pop: _Population, keep: BoolArray) -> None:
-        self.pop, self.keep = pop, keep
-
-    def __len__(self) -> int:
-        return len(self.pop.outcomes)
-
-    def fill(self, i: int, scratch: _Scratch) -> FloatArray:
-        """Outcome ``i``'s sample in the thread's work array."""
-        po = self.pop.outcomes[i]
-        src = self.keep[_SOURCE[po.meta.name]]
-        out = scratch.floats("m", src.shape)
-        np.multiply(src, po.defined, out=out)
-        return out
-
-    @overload
-    def __getitem__(self, i: int) -> FloatArray: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[FloatArray]: ...
-    def __getitem__(self, i: int | slice) -> FloatArray | Sequence[FloatArray]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        return self.fill(i, _Scratch()).copy()
-
-
-def _masks(pop: _Population, keep: BoolArray) -> list[FloatArray]:
-    """Every outcome's analytic sample at once (see :class:`_Masks`)."""
-    return list(_Masks(pop, keep))
 
 
 # ----------------------------------------------------------------------------- diagnosands
@@ -1103,7 +463,7 @@ def _diagnosands(
     p, crit = _inference(e, s, d, alpha)
     sig = p < alpha
     err = e - truth
-    out: dict[str, float] = {"n_sims": float(est.size), "n_failed": float((~ok).sum())}
+    out: dict[str, float] = {"sims": float(est.size), "n_failed": float((~ok).sum())}
     out["mean_estimate"], out["mean_estimate_mc_se"] = _mean_se(e)
     out["bias"], out["bias_mc_se"] = _mean_se(err)
     mse, mse_se = _mean_se(err * err)
@@ -1129,11 +489,12 @@ def _diagnosands(
 
 _COLUMNS = (
     "estimator",
+    "covariates",
     "outcome",
     "unit",
     "estimand",
     "target_effect",
-    "n_sims",
+    "sims",
     "n_failed",
     "mean_estimate",
     "mean_estimate_mc_se",
@@ -1169,16 +530,24 @@ def _digits(o: Outcome) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class DiagnosisResult:
+class DiagnosisResult(ResultMixin):
     """Diagnosands of a design (or of a grid of designs) for several estimators.
+
+    The tidy frame (``to_frame()``) has one row per grid point, estimator and outcome, with
+    the columns: the grid parameters (if any), then ``estimator, outcome, unit, estimand,
+    target_effect, sims, n_failed`` and each diagnosand of :data:`DIAGNOSANDS` followed by
+    its Monte Carlo standard error ``<name>_mc_se``. Estimates are in reporting units
+    (percentage points for binary outcomes); ``estimand`` is the SATE (its mean over
+    replications in resample mode) and ``target_effect`` the effect declared.
 
     Attributes
     ----------
-    design : Design
+    design : TrialDesign
         The declared design (the grid varies it).
-    estimators : tuple of str
-        Estimators diagnosed (keys of :data:`ESTIMATORS`).
-    n_sims : int
+    estimators : tuple of (str, str)
+        Estimators diagnosed, as (estimand, covariates) pairs (keys of :data:`ESTIMATORS`;
+        covariates ``"default"`` or ``"none"``).
+    sims : int
         Replications per design.
     seed : int or None
         The seed (None when a Generator was passed).
@@ -1190,15 +559,16 @@ class DiagnosisResult:
         The grid parameters and their values (empty without a grid).
     """
 
-    design: Design
-    estimators: tuple[str, ...]
-    n_sims: int
+    design: TrialDesign
+    estimators: tuple[tuple[str, str], ...]
+    sims: int
     seed: int | None
     mode: str
     alpha: float
     grid: tuple[tuple[str, tuple[float, ...]], ...]
     _frame: pd.DataFrame = field(repr=False)
     _draws: pd.DataFrame = field(repr=False)
+    _tidy_field: ClassVar[str] = "_frame"
 
     def __repr__(self) -> str:
         n_out = self._frame["outcome"].nunique()
@@ -1206,20 +576,9 @@ class DiagnosisResult:
         grid = f", {points} grid points" if self.grid else ""
         return (
             f"DiagnosisResult({n_out} outcomes, {len(self.estimators)} estimator"
-            f"{'s' if len(self.estimators) != 1 else ''}, {self.n_sims:,} simulations, "
+            f"{'s' if len(self.estimators) != 1 else ''}, {self.sims:,} simulations, "
             f"mode={self.mode}{grid})"
         )
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per grid point, estimator and outcome (a fresh copy).
-
-        Columns: the grid parameters (if any), then ``estimator, outcome, unit, estimand,
-        target_effect, n_sims, n_failed`` and each diagnosand of :data:`DIAGNOSANDS` followed
-        by its Monte Carlo standard error ``<name>_mc_se``. Estimates are in reporting
-        units (percentage points for binary outcomes); ``estimand`` is the SATE (its mean
-        over replications in resample mode) and ``target_effect`` the effect declared.
-        """
-        return self._frame.copy()
 
     def draws(self) -> pd.DataFrame:
         """Every replication's estimate (a fresh copy).
@@ -1248,7 +607,7 @@ class DiagnosisResult:
 
             row: dict[str, Any] = {"Outcome": o.label}
             if len(self.estimators) > 1:
-                row["Estimator"] = _SHORT[rec["estimator"]]
+                row["Estimator"] = _SHORT[_KEY[rec["estimator"], rec["covariates"]]]
             for key, _ in self.grid:
                 row[key.replace("_", " ").capitalize()] = rec[key]
             row["Estimand"] = f"{rec['estimand']:.{dg}f}"
@@ -1267,11 +626,11 @@ class DiagnosisResult:
             rows.append(row)
         d = self.design
         notes = [
-            f"{self.n_sims:,} simulations per design, {MODES[self.mode]}.",
+            f"{self.sims:,} simulations per design, {DIAGNOSE_MODES[self.mode]}.",
             f"Design: {d!r}; take-up {d.take_up:g}, ICC {d.icc:g}, attrition {d.attrition:g}"
             + (f" (differential {d.differential_attrition:+g})" if d.differential_attrition else "")
             + ".",
-            *(f"{_SHORT[e]}: {ESTIMATORS[e]}." for e in self.estimators),
+            *(f"{_SHORT[_KEY[e]]}: {ESTIMATORS[e]}." for e in self.estimators),
             f"Power: share of two-sided t tests with p < {self.alpha:g}; coverage of "
             f"{1 - self.alpha:.0%} confidence intervals; type S: share of significant "
             "estimates with the wrong sign (blank when the estimand is zero).",
@@ -1306,7 +665,7 @@ class DiagnosisResult:
         diagnosand: Diagnosand = "power",
         by: str | None = None,
         at: Mapping[str, float] | None = None,
-        estimator: str | None = None,
+        estimand: str | None = None,
         outcomes: Sequence[str] | None = None,
     ) -> Any:
         """Plot one diagnosand across the grid (or by outcome without a grid).
@@ -1321,8 +680,8 @@ class DiagnosisResult:
             Grid parameter on the horizontal axis (default: the first).
         at : mapping, optional
             Values of the other grid parameters (default: the first value of each).
-        estimator : str, optional
-            Only this estimator (default: all, one line style each).
+        estimand : str, optional
+            Only the estimators of this estimand (default: all, one line style each).
         outcomes : sequence of str, optional
             Only these outcomes (default: all).
 
@@ -1338,9 +697,9 @@ class DiagnosisResult:
         if ax is None:
             _, ax = plt.subplots(figsize=(7.5, 4))
         f = self._frame
-        ests = [estimator] if estimator else list(self.estimators)
-        for e in ests:
-            check_option("estimator", e, self.estimators)
+        if estimand is not None:
+            check_option("estimand", estimand, list(dict.fromkeys(e for e, _ in self.estimators)))
+        ests = [p for p in self.estimators if estimand is None or p[0] == estimand]
         outs = list(outcomes) if outcomes else list(dict.fromkeys(f["outcome"]))
         for o in outs:
             check_option("outcome", o, list(dict.fromkeys(f["outcome"])))
@@ -1359,7 +718,9 @@ class DiagnosisResult:
                 f = f[f[k] == v]
             for i, o in enumerate(outs):
                 for j, e in enumerate(ests):
-                    sub = f[(f["outcome"] == o) & (f["estimator"] == e)].sort_values(x)
+                    sub = f[
+                        (f["outcome"] == o) & (f["estimator"] == e[0]) & (f["covariates"] == e[1])
+                    ].sort_values(x)
                     xs = sub[x].to_numpy(dtype=float)
                     ys = sub[diagnosand].to_numpy(dtype=float)
                     half = 1.96 * sub[se_col].to_numpy(dtype=float)
@@ -1373,7 +734,7 @@ class DiagnosisResult:
             ]
             if len(ests) > 1:
                 handles += [
-                    Line2D([], [], color="0.3", ls=styles[j % 3], label=_SHORT[e])
+                    Line2D([], [], color="0.3", ls=styles[j % 3], label=_SHORT[_KEY[e]])
                     for j, e in enumerate(ests)
                 ]
             ax.legend(
@@ -1391,7 +752,9 @@ class DiagnosisResult:
             ticks, names = [], []
             for i, o in enumerate(outs):
                 for j, e in enumerate(ests):
-                    rec = f[(f["outcome"] == o) & (f["estimator"] == e)].iloc[0]
+                    rec = f[
+                        (f["outcome"] == o) & (f["estimator"] == e[0]) & (f["covariates"] == e[1])
+                    ].iloc[0]
                     ax.errorbar(
                         [rec[diagnosand]],
                         [-pos],
@@ -1402,7 +765,9 @@ class DiagnosisResult:
                         linestyle="none",
                     )
                     ticks.append(-pos)
-                    names.append(labels.get(o, o) + (f" ({_SHORT[e]})" if len(ests) > 1 else ""))
+                    names.append(
+                        labels.get(o, o) + (f" ({_SHORT[_KEY[e]]})" if len(ests) > 1 else "")
+                    )
                     pos += 1
             ax.set_yticks(ticks, names)
         ref = {
@@ -1417,30 +782,46 @@ class DiagnosisResult:
             (ax.axhline if keys else ax.axvline)(v, linestyle=":", color="0.5", linewidth=1)
         name = diagnosand.replace("_", " ")
         (ax.set_ylabel if keys else ax.set_xlabel)(name.capitalize())
-        ax.set_title(f"{name.capitalize()} ({self.n_sims:,} simulations)", fontsize="medium")
+        ax.set_title(f"{name.capitalize()} ({self.sims:,} simulations)", fontsize="medium")
         return ax
 
 
 # ----------------------------------------------------------------------------- verb
 
 
-def _estimators(estimator: str | Sequence[str]) -> tuple[str, ...]:
-    names = (estimator,) if isinstance(estimator, str) else tuple(estimator)
-    if not names:
-        raise _fail("estimator is empty; name at least one of " + ", ".join(ESTIMATORS))
-    for e in names:
-        try:
-            check_option("estimator", e, ESTIMATORS)
-        except ValueError as exc:
-            raise _fail(str(exc)) from exc
-    if len(set(names)) != len(names):
-        raise _fail("estimator lists the same estimator twice")
-    return names
+def _estimators(estimand: object, covariates: object) -> tuple[str, ...]:
+    """The estimators of every (estimand, covariates) pair asked for (private keys)."""
+    ests = (estimand,) if isinstance(estimand, str) else tuple(estimand)  # type: ignore[arg-type]
+    covs = (
+        (covariates,) if covariates is None or isinstance(covariates, str) else tuple(covariates)  # type: ignore[arg-type]
+    )
+    if not ests:
+        raise _fail("estimand is empty; name at least one of " + ", ".join(DIAGNOSE_ESTIMANDS))
+    if not covs:
+        raise _fail('covariates is empty; give "default", None or both')
+    for e in ests:
+        check_option("estimand", e, DIAGNOSE_ESTIMANDS)
+    for c in covs:
+        check_option("covariates", c, ("default", None))
+    if len(set(ests)) != len(ests) or len(set(covs)) != len(covs):
+        raise _fail("estimand and covariates must not repeat a value")
+    keys = []
+    for e in ests:
+        for c in covs:
+            pair = (str(e), "none" if c is None else "default")
+            if pair not in _KEY:
+                raise _fail(
+                    f"estimand={e!r} is diagnosed without covariates only: pass "
+                    "covariates=None (diagnose it in a call of its own to compare it with "
+                    "covariate-adjusted fixed effects)"
+                )
+            keys.append(_KEY[pair])
+    return tuple(keys)
 
 
 def _grid(
-    design: Design, grid: Mapping[str, Sequence[float]] | None
-) -> tuple[tuple[tuple[str, tuple[float, ...]], ...], list[tuple[dict[str, float], Design]]]:
+    design: TrialDesign, grid: Mapping[str, Sequence[float]] | None
+) -> tuple[tuple[tuple[str, tuple[float, ...]], ...], list[tuple[dict[str, float], TrialDesign]]]:
     if not grid:
         return (), [({}, design)]
     if not isinstance(grid, Mapping):
@@ -1484,9 +865,9 @@ def _no_pool() -> Iterator[None]:
 
 
 def _run_design(
-    design: Design,
+    design: TrialDesign,
     estimators: tuple[str, ...],
-    n_sims: int,
+    sims: int,
     base: int,
     bar: Any,
     workers: int,
@@ -1500,8 +881,8 @@ def _run_design(
     pop_seed = _seed_of(base, 0)
     pop = _population(design.simulate(seed=pop_seed), covariates="fixed_effects" in estimators)
     per_chunk = max(1, CHUNK_ELEMENTS // max(pop.n, 1) // BLOCK)
-    out = np.empty((3, len(pop.outcomes), len(estimators), n_sims))
-    n_blocks = -(-n_sims // BLOCK)
+    out = np.empty((3, len(pop.outcomes), len(estimators), sims))
+    n_blocks = -(-sims // BLOCK)
     scratch = _Scratch()
     zr_all = np.empty((min(per_chunk, n_blocks) * BLOCK, pop.n))
     keep_all = np.empty((_N_SOURCES, zr_all.shape[0], pop.n), dtype=bool)
@@ -1514,28 +895,28 @@ def _run_design(
                 rng = _stream(base, 1, b)
                 _draw_into(pop, design, rng, zr_all[rows], keep_all[:, rows], scratch)
             lo = first * BLOCK
-            r = min(len(blocks) * BLOCK, n_sims - lo)
+            r = min(len(blocks) * BLOCK, sims - lo)
             masks = _Masks(pop, keep_all[:, :r])
             out[..., lo : lo + r] = _estimate(pop, estimators, zr_all[:r], masks, pool, scratch)
             bar.update(r)
     sate = np.array([po.sate for po in pop.outcomes])
     target = np.array([po.target for po in pop.outcomes])
-    seeds = np.full(n_sims, pop_seed, dtype=np.int64)
-    return out, np.repeat(sate[:, None], n_sims, axis=1), target, seeds
+    seeds = np.full(sims, pop_seed, dtype=np.int64)
+    return out, np.repeat(sate[:, None], sims, axis=1), target, seeds
 
 
 def _run_resample(
-    design: Design,
+    design: TrialDesign,
     estimators: tuple[str, ...],
-    n_sims: int,
+    sims: int,
     base: int,
     bar: Any,
     workers: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
     """A new population per replication, with its own lottery and attrition."""
-    seeds = np.array([_seed_of(base, 2, i) for i in range(n_sims)], dtype=np.int64)
-    out = np.empty((3, len(OUTCOMES), len(estimators), n_sims))
-    sate = np.empty((len(OUTCOMES), n_sims))
+    seeds = np.array([_seed_of(base, 2, i) for i in range(sims)], dtype=np.int64)
+    out = np.empty((3, len(OUTCOMES), len(estimators), sims))
+    sate = np.empty((len(OUTCOMES), sims))
     target = np.zeros(len(OUTCOMES))
     for i, s in enumerate(seeds):
         pop = _population(design.simulate(seed=int(s)), covariates="fixed_effects" in estimators)
@@ -1548,13 +929,14 @@ def _run_resample(
 
 
 def diagnose(
-    design: Design | None = None,
+    design: TrialDesign | None = None,
     *,
-    estimator: EstimatorName | Sequence[EstimatorName] = "fixed_effects",
-    n_sims: int = 1000,
+    estimand: DiagnoseEstimand | Sequence[DiagnoseEstimand] = "fixed_effects",
+    covariates: str | Sequence[str | None] | None = "default",
+    sims: int = 1000,
     seed: int | np.random.Generator,
     alpha: float = 0.05,
-    mode: Mode = "design",
+    mode: DiagnoseMode = "design",
     grid: Mapping[str, Sequence[float]] | None = None,
     progress: bool | None = None,
     workers: int | None = None,
@@ -1563,14 +945,18 @@ def diagnose(
 
     Parameters
     ----------
-    design : Design, optional
-        The trial to diagnose (default: the study's design, :class:`Design`\ ``()``).
-    estimator : str or sequence of str, default "fixed_effects"
-        One or several of :data:`ESTIMATORS`: ``"fixed_effects"`` (school fixed effects
-        with covariates, HC2: :func:`cis_eval.estimate_itt`'s default),
-        ``"fixed_effects_unadjusted"`` (no covariates) and ``"blocked_dim"`` (the
-        person-weighted blocked difference in means). All see the same replications.
-    n_sims : int, default 1000
+    design : TrialDesign, optional
+        The trial to diagnose (default: the study's design, :class:`TrialDesign`\ ``()``).
+    estimand : {"fixed_effects", "person_weighted"} or a list of them, default "fixed_effects"
+        The estimand of :func:`cis_eval.estimate_itt`: ``"fixed_effects"`` (school fixed
+        effects, HC2; its default) or ``"person_weighted"`` (the blocked difference in
+        means, without covariates only).
+    covariates : "default", None, or a list of both, default "default"
+        As in :func:`cis_eval.estimate_itt`: ``"default"`` adjusts for each outcome's
+        prior-year measure and the demographics, ``None`` for nothing. Every
+        (estimand, covariates) pair is diagnosed, and all see the same replications, so
+        ``covariates=["default", None]`` compares the adjusted and unadjusted estimators.
+    sims : int, default 1000
         Replications per design (at least 1; a few hundred give power to about 0.02).
     seed : int or numpy.random.Generator
         Seed; the same seed gives identical results. Every grid point uses the same
@@ -1601,7 +987,8 @@ def diagnose(
     Raises
     ------
     DesignError
-        Invalid design, estimator, grid, ``n_sims`` or ``alpha`` (the message names it).
+        Invalid design, estimand, covariates, grid, ``sims`` or ``alpha`` (the message
+        names it).
 
     See Also
     --------
@@ -1635,33 +1022,29 @@ def diagnose(
 
     Examples
     --------
-    >>> from cis_eval.design.diagnose import Design, diagnose
-    >>> design = Design(schools=6, students_per_school=50)
-    >>> res = diagnose(design, n_sims=200, seed=1, progress=False)
+    >>> from cis_eval.design.diagnose import TrialDesign, diagnose
+    >>> design = TrialDesign(schools=6, students_per_school=50)
+    >>> res = diagnose(design, sims=200, seed=1, progress=False)
     >>> res
     DiagnosisResult(6 outcomes, 1 estimator, 200 simulations, mode=design)
     >>> row = res.to_frame().set_index("outcome").loc["chronic_absence"]
     >>> round(float(row["estimand"]), 1), round(float(row["power"]), 2)
     (-6.0, 0.2)
     """
-    design = Design() if design is None else design
-    if not isinstance(design, Design):
-        raise _fail(f"design must be a cis_eval.Design, got {type(design).__name__}")
-    names = _estimators(estimator)
-    sims = _whole("n_sims", n_sims, 1)
+    design = TrialDesign() if design is None else design
+    if not isinstance(design, TrialDesign):
+        raise OptionTypeError(f"design must be a cis_eval.TrialDesign, got {type(design).__name__}")
+    names = _estimators(estimand, covariates)
+    sims = _whole("sims", sims, 1)
     a = _number("alpha", alpha)
     if not 0 < a < 1:
         raise _fail(f"alpha must be strictly between 0 and 1, got {a:g}")
-    try:
-        check_option("mode", mode, MODES)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
+    check_option("mode", mode, DIAGNOSE_MODES)
     if isinstance(seed, np.random.Generator):
         base = int(seed.integers(0, 2**63 - 1))
         used_seed: int | None = None
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _fail(f"seed must be a non-negative int or numpy.random.Generator, got {seed!r}")
     else:
+        rng_from(seed)  # the type and range of the seed, with the project's message
         base = used_seed = int(seed)
     n_workers = min(6, os.cpu_count() or 1) if workers is None else _whole("workers", workers, 1)
     spec, points = _grid(design, grid)
@@ -1686,18 +1069,19 @@ def diagnose(
         ) as bar,
     ):
         for values, d in points:
-            out, estimand, target, seeds = run(d, names, sims, base, bar, n_workers)
+            out, sate, target, seeds = run(d, names, sims, base, bar, n_workers)
             for i, o in enumerate(OUTCOMES):
                 for j, e in enumerate(names):
                     est, se, df = out[0, i, j], out[1, i, j], out[2, i, j]
-                    diag = _diagnosands(est, se, df, estimand[i], float(target[i]), a)
+                    diag = _diagnosands(est, se, df, sate[i], float(target[i]), a)
                     rows.append(
                         {
                             **values,
-                            "estimator": e,
+                            "estimator": _PAIR[e][0],
+                            "covariates": _PAIR[e][1],
                             "outcome": o.name,
                             "unit": _unit(o),
-                            "estimand": _nanmean(estimand[i]),
+                            "estimand": _nanmean(sate[i]),
                             "target_effect": float(target[i]),
                             **diag,
                         }
@@ -1707,7 +1091,8 @@ def diagnose(
                         pd.DataFrame(
                             {
                                 **{k: np.full(sims, v) for k, v in values.items()},
-                                "estimator": e,
+                                "estimator": _PAIR[e][0],
+                                "covariates": _PAIR[e][1],
                                 "outcome": o.name,
                                 "sim": np.arange(sims),
                                 "estimate": est,
@@ -1716,7 +1101,7 @@ def diagnose(
                                 "p_value": p,
                                 "conf_low": est - crit * se,
                                 "conf_high": est + crit * se,
-                                "estimand": estimand[i],
+                                "estimand": sate[i],
                                 "population_seed": seeds,
                             }
                         )
@@ -1726,20 +1111,21 @@ def diagnose(
     # rows in the order of the study's outcomes, then estimator, then grid point
     rank = {
         "outcome": {o: i for i, o in enumerate(OUTCOME_NAMES)},
-        "estimator": {e: i for i, e in enumerate(names)},
     }
+    order = {_PAIR[e]: i for i, e in enumerate(names)}
+    frame["_order"] = [order[p] for p in zip(frame["estimator"], frame["covariates"], strict=True)]
     frame = frame.sort_values(
-        ["outcome", "estimator", *keys],
+        ["outcome", "_order", *keys],
         key=lambda c: c.map(rank[str(c.name)]) if c.name in rank else c,
         kind="stable",
         ignore_index=True,
-    )
-    for c in ("n_sims", "n_failed"):
+    ).drop(columns="_order")
+    for c in ("sims", "n_failed"):
         frame[c] = frame[c].astype(np.int64)
     return DiagnosisResult(
         design=design,
-        estimators=names,
-        n_sims=sims,
+        estimators=tuple(_PAIR[e] for e in names),
+        sims=sims,
         seed=used_seed,
         mode=mode,
         alpha=a,

@@ -19,7 +19,11 @@ cell out from what is shown. The rules applied here:
    a further complementary cell, until none is.
 
 Complementary cells are chosen among the smallest counts of the line, to lose as little
-information as possible. The engine, :func:`suppression_mask`, takes any set of additive
+information as possible; cells marked ``last_resort`` (large groups) are taken only when
+neither a smaller part nor the line's total is available.
+:func:`recoverable_cells` checks a result independently of the engine, with linear
+programming: the smallest and largest value of each suppressed cell that is consistent
+with everything published and with non-negative counts. The engine, :func:`suppression_mask`, takes any set of additive
 constraints (one-way tables with a total, hierarchies such as coordinators within schools
 within a network, two-way tables with both margins); :func:`suppress` applies it to a
 two-way table of counts and adds the margins.
@@ -41,11 +45,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from .._typing import check_option
+from ..errors import OptionError, OptionTypeError
 
 __all__ = [
     "DEFAULT_MIN_CELL",
     "SUPPRESSED",
     "check_min_cell",
+    "feasible_range",
+    "recoverable_cells",
     "suppress",
     "suppression_mask",
 ]
@@ -78,9 +85,9 @@ def check_min_cell(min_cell: object) -> int:
         The checked value.
     """
     if isinstance(min_cell, bool) or not isinstance(min_cell, (int, np.integer)):
-        raise TypeError(f"min_cell must be a whole number, got {min_cell!r}")
+        raise OptionTypeError(f"min_cell must be a whole number, got {min_cell!r}")
     if min_cell < 1:
-        raise ValueError(f"min_cell must be at least 1 (1 turns suppression off), got {min_cell}")
+        raise OptionError(f"min_cell must be at least 1 (1 turns suppression off), got {min_cell}")
     return int(min_cell)
 
 
@@ -162,6 +169,7 @@ def suppression_mask(
     constraints: Sequence[Constraint] = (),
     primary: npt.ArrayLike | None = None,
     protected: npt.ArrayLike | None = None,
+    last_resort: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which cells to suppress: primary small cells plus complementary cells.
 
@@ -180,6 +188,9 @@ def suppression_mask(
         Cells to suppress in any case (e.g. suppressed in a linked table).
     protected : array-like of bool, optional
         Cells already published elsewhere, never chosen as complementary cells.
+    last_resort : array-like of bool, optional
+        Cells chosen as complementary cells only when no other part of the line, nor its
+        total, is available (e.g. large groups, so that a small group never hides one).
 
     Returns
     -------
@@ -209,6 +220,7 @@ def suppression_mask(
     if primary is not None:
         sup |= np.asarray(primary, bool).reshape(m)
     prot = np.zeros(m, bool) if protected is None else np.asarray(protected, bool).reshape(m)
+    late = np.zeros(m, bool) if last_resort is None else np.asarray(last_resort, bool).reshape(m)
     cons = [(None if t is None else int(t), [int(p) for p in parts]) for t, parts in constraints]
     for t, parts in cons:
         for i in [*parts, *([] if t is None else [t])]:
@@ -218,15 +230,27 @@ def suppression_mask(
         return sup
     size = c[:, 0]
 
-    def pick(cands: list[int]) -> int | None:
+    def pick1(cands: list[int], late_ok: bool) -> int | None:
         # Only cells describing at least one student make useful complements: a hidden
         # zero in a line whose remainder is zero is pinned by non-negativity. With every
         # hidden cell positive, "not fixed by the linear constraints" implies "not
         # recoverable" even when counts are known to be non-negative.
-        free = [i for i in cands if not sup[i] and not prot[i] and c[i].sum() > 0]
+        free = [
+            i
+            for i in cands
+            if not sup[i] and not prot[i] and c[i].sum() > 0 and (late_ok or not late[i])
+        ]
         if not free:
             return None
         return min(free, key=lambda i: (size[i], c[i].sum(), i))
+
+    def pick_line(t: int | None, parts: list[int]) -> int | None:
+        # Smaller parts first, then the line's total, then large groups.
+        for cands, late_ok in ((parts, False), ([] if t is None else [t], False), (parts, True)):
+            j = pick1(cands, late_ok)
+            if j is not None:
+                return j
+        return None if t is None else pick1([t], True)
 
     def fix_line(t: int | None, parts: list[int]) -> bool:
         members = parts + ([] if t is None else [t])
@@ -238,9 +262,7 @@ def suppression_mask(
         small = bool(total_known and _small(comb, k).any())
         if n_sup >= 2 and not small:
             return False
-        j = pick(parts)
-        if j is None and t is not None:
-            j = pick([t])
+        j = pick_line(t, parts)
         if j is None:
             raise ValueError(
                 "no complementary cell is available for a line of the table; suppress the "
@@ -262,18 +284,130 @@ def suppression_mask(
         j = int(fixed[0])
         lines = [(t, p) for t, p in cons if j in p or t == j]
         for t, parts in sorted(lines, key=lambda tp: len(tp[1])):
-            cand = pick(parts)
-            if cand is None and t is not None:
-                cand = pick([t])
+            cand = pick_line(t, parts)
             if cand is not None:
                 sup[cand] = True
                 break
         else:
+            # Every line through the cell is exhausted: widen the search to any line
+            # that touches a suppressed cell (the smallest such cell breaks the chain).
+            near = [
+                i
+                for t, parts in cons
+                if sup[[*parts, *([] if t is None else [t])]].any()
+                for i in [*parts, *([] if t is None else [t])]
+            ]
+            cand = pick1(near, False)
+            cand = pick1(near, True) if cand is None else cand
+            if cand is not None:
+                sup[cand] = True
+                continue
             raise ValueError(
                 "a suppressed cell could be recovered from the totals and no further "
                 "complementary cell is available; suppress the whole table instead"
             )
     raise RuntimeError("complementary suppression did not settle")  # pragma: no cover
+
+
+def feasible_range(
+    values: npt.ArrayLike,
+    suppressed: npt.ArrayLike,
+    constraints: Sequence[Constraint],
+    cell: int,
+) -> tuple[float, float]:
+    """Smallest and largest value of a suppressed cell consistent with what is published.
+
+    Solves two linear programmes over the suppressed cells (non-negative unknowns) with
+    every constraint whose published cells are moved to the right-hand side.
+
+    Parameters
+    ----------
+    values : array-like
+        True value of every cell (only the published ones are used as known).
+    suppressed : array-like of bool
+        True for cells that are not published.
+    constraints : sequence of (total, parts)
+        Additive relations, as for :func:`suppression_mask`; ``total=None`` means the
+        total is known (the sum of the true values of the parts).
+    cell : int
+        A suppressed cell.
+
+    Returns
+    -------
+    (float, float)
+        The range; the upper end is ``inf`` when unbounded.
+    """
+    from scipy.optimize import linprog
+
+    vals = np.nan_to_num(np.asarray(values, float))
+    sup = np.asarray(suppressed, bool)
+    unknown = np.flatnonzero(sup)
+    pos = {int(c): i for i, c in enumerate(unknown)}
+    if int(cell) not in pos:
+        raise ValueError(f"cell {cell} is published, so its value is known")
+    a_eq: list[npt.NDArray[np.float64]] = []
+    b_eq: list[float] = []
+    for total, parts in constraints:
+        row = np.zeros(unknown.size)
+        rhs = 0.0
+        members = [(int(p), -1.0) for p in parts]
+        members += [] if total is None else [(int(total), 1.0)]
+        for c, coef in members:
+            if c in pos:
+                row[pos[c]] += coef
+            else:
+                rhs -= coef * vals[c]
+        if total is None:
+            rhs -= float(sum(vals[int(p)] for p in parts))
+        if np.any(row != 0):
+            a_eq.append(row)
+            b_eq.append(rhs)
+    obj = np.zeros(unknown.size)
+    obj[pos[int(cell)]] = 1.0
+    kw: dict[str, npt.NDArray[np.float64]] = (
+        {"A_eq": np.array(a_eq), "b_eq": np.array(b_eq)} if a_eq else {}
+    )
+    lo = linprog(obj, bounds=(0, None), method="highs", **kw)
+    hi = linprog(-obj, bounds=(0, None), method="highs", **kw)
+    if lo.status != 0:
+        raise ValueError("the published cells contradict the constraints")
+    return float(lo.fun), (np.inf if hi.status == 3 else float(-hi.fun))
+
+
+def recoverable_cells(
+    values: npt.ArrayLike,
+    suppressed: npt.ArrayLike,
+    constraints: Sequence[Constraint],
+    *,
+    tol: float = 0.5,
+) -> list[int]:
+    """Suppressed cells a reader could work out exactly from what is published.
+
+    An independent check of :func:`suppression_mask` (linear programming rather than the
+    engine's linear algebra): a suppressed cell describing at least one student is
+    recoverable when its feasible range (:func:`feasible_range`) is narrower than
+    ``tol``. Hidden zeros are left out: a zero describes no student.
+
+    Parameters
+    ----------
+    values, suppressed, constraints
+        As for :func:`feasible_range`.
+    tol : float, default 0.5
+        Width under which a range pins a count down.
+
+    Returns
+    -------
+    list of int
+        The recoverable cells (empty when the publication is safe).
+    """
+    vals = np.nan_to_num(np.asarray(values, float))
+    sup = np.asarray(suppressed, bool)
+    out = []
+    for j in np.flatnonzero(sup & (vals > 0)):
+        lo, hi = feasible_range(vals, sup, constraints, int(j))
+        if hi - lo < tol:
+            out.append(int(j))
+    return out
 
 
 def suppress(

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from .safety import escape_markup
 from .table import Table
 
 __all__ = ["Report"]
@@ -33,6 +34,18 @@ p.lead{font-size:1.05rem}
 .flag{color:#a03000;font-weight:600}
 figure{margin:1rem 0}
 figcaption{font-size:.85rem;color:#444}
+figure svg{max-width:100%;height:auto}
+@page{margin:1.5cm}
+@media print{
+body{max-width:none;margin:0;padding:0;font-size:10pt;line-height:1.3}
+h1,h2,caption{break-after:avoid;page-break-after:avoid}
+h2{margin-top:1.2rem}
+.cis-table{width:100%;table-layout:fixed;font-size:7.5pt}
+.cis-table th,.cis-table td{padding:.12rem .25rem;overflow-wrap:anywhere;hyphens:auto}
+.cis-table thead{display:table-header-group}
+.cis-table tr,figure,.note,p.lead{break-inside:avoid;page-break-inside:avoid}
+.cis-table tfoot td{font-size:7pt}
+}
 """
 
 
@@ -119,15 +132,19 @@ class Report:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
-        """The same content as Markdown (figures are left out)."""
-        out = [f"# {self.title}", ""]
+        """The same content as Markdown (figures are left out).
+
+        Text may carry names from the user's files, so raw HTML is escaped and each block
+        stays on one line (a name cannot start a heading or end a quote).
+        """
+        out = [f"# {escape_markup(self.title)}", ""]
         for kind, value in self.blocks:
             if kind == "h2":
-                out += [f"## {value}", ""]
+                out += [f"## {escape_markup(value)}", ""]
             elif kind in ("p", "lead"):
-                out += [value, ""]
+                out += [escape_markup(value), ""]
             elif kind == "note":
-                out += [f"> {value}", ""]
+                out += [f"> {escape_markup(value)}", ""]
             elif kind == "table":
                 out += [value.to_markdown(), ""]
         return "\n".join(out)

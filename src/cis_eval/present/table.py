@@ -1,7 +1,10 @@
 """One table renderer shared by every result: Markdown, HTML, LaTeX, CSV and plain text.
 
 Output is deterministic: fixed digits, no dates, times or object ids, so executed book
-pages and committed analysis outputs only change when the numbers do.
+pages and committed analysis outputs only change when the numbers do. Every export escapes
+for its own format (:mod:`cis_eval.present.safety`): cells may hold names from a user's
+files, so Markdown and text carry no live HTML, LaTeX no unescaped special character and
+CSV no cell a spreadsheet would run as a formula.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+
+from .safety import escape_latex, escape_markup, neutralise_formulas, single_line
 
 __all__ = ["Table", "records"]
 
@@ -82,8 +87,10 @@ class Table:
         return self.data.copy()
 
     def to_text(self) -> str:
-        """Plain-text rendering with aligned columns."""
+        """Plain-text rendering with aligned columns (HTML and control characters escaped)."""
         headers, rows = self._cells()
+        headers = [escape_markup(h) for h in headers]
+        rows = [[escape_markup(c) for c in r] for r in rows]
         widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(headers)]
 
         def line(cells: Sequence[str]) -> str:
@@ -92,10 +99,10 @@ class Table:
                 for j, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 
-        out = [self.title] if self.title else []
+        out = [escape_markup(self.title)] if self.title else []
         out += [line(headers), "  ".join("-" * w for w in widths)]
         out += [line(r) for r in rows]
-        out += [f"Note: {n}" for n in self.notes]
+        out += [f"Note: {escape_markup(n)}" for n in self.notes]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -105,22 +112,29 @@ class Table:
         return f"Table({self.title!r}, {len(self.data)} rows x {self.data.shape[1]} columns)"
 
     def to_markdown(self) -> str:
-        """GitHub-flavoured Markdown; notes follow as a paragraph."""
+        """GitHub-flavoured Markdown; notes follow as a paragraph.
+
+        Raw HTML in any text (``<script>`` in a school's name) is escaped, so a Markdown
+        viewer shows it as typed instead of running it.
+        """
         headers, rows = self._cells()
-        esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+
+        def cell(text: str) -> str:
+            return escape_markup(text).replace("|", "\\|")
+
         align = ["---"] + ["---:"] * (len(headers) - 1)
-        out = [f"**{self.title}**", ""] if self.title else []
-        out.append("| " + " | ".join(headers) + " |")
+        out = [f"**{escape_markup(self.title)}**", ""] if self.title else []
+        out.append("| " + " | ".join(cell(h) for h in headers) + " |")
         out.append("| " + " | ".join(align) + " |")
-        out += ["| " + " | ".join(r) + " |" for r in esc]
+        out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
         if self.notes:
-            out += [""] + [f"*Note:* {n}  " for n in self.notes]
+            out += [""] + [f"*Note:* {escape_markup(n)}  " for n in self.notes]
         return "\n".join(out) + "\n"
 
     def to_html(self, *, table_class: str = "cis-table") -> str:
         """An HTML ``<table>`` with caption and footnotes (no external resources)."""
         headers, rows = self._cells()
-        parts = [f'<table class="{table_class}">']
+        parts = [f'<table class="{html.escape(table_class)}">']
         if self.title:
             parts.append(f"<caption>{html.escape(self.title)}</caption>")
         parts.append(
@@ -147,25 +161,13 @@ class Table:
     def to_latex(self) -> str:
         """A ``tabular`` environment (booktabs rules) with the notes below."""
         headers, rows = self._cells()
-
-        def tex(s: str) -> str:
-            for a, b in (
-                ("\\", r"\textbackslash{}"),
-                ("&", r"\&"),
-                ("%", r"\%"),
-                ("$", r"\$"),
-                ("#", r"\#"),
-                ("_", r"\_"),
-                ("{", r"\{"),
-                ("}", r"\}"),
-            ):
-                s = s.replace(a, b)
-            return s
-
+        tex = escape_latex
+        # Title and notes are comments: one line each, so no text can end the comment.
+        comment = single_line
         spec = "l" + "r" * (len(headers) - 1)
         out = []
         if self.title:
-            out.append(f"% {self.title}")
+            out.append(f"% {comment(self.title)}")
         out += [
             f"\\begin{{tabular}}{{{spec}}}",
             "\\toprule",
@@ -174,10 +176,16 @@ class Table:
         ]
         out += [" & ".join(tex(c) for c in r) + " \\\\" for r in rows]
         out += ["\\bottomrule", "\\end{tabular}"]
-        out += [f"% Note: {n}" for n in self.notes]
+        out += [f"% Note: {comment(n)}" for n in self.notes]
         return "\n".join(out) + "\n"
 
     def to_csv(self) -> str:
-        """CSV of the formatted cells (what the reader sees)."""
+        """CSV of the formatted cells (what the reader sees).
+
+        A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab,
+        carriage return) is written with a leading ``'``; formatted numbers such as
+        ``-0.125`` are written as they are.
+        """
         headers, rows = self._cells()
-        return pd.DataFrame(rows, columns=headers).to_csv(index=False, lineterminator="\n")
+        frame = neutralise_formulas(pd.DataFrame(rows, columns=headers))
+        return frame.to_csv(index=False, lineterminator="\n")

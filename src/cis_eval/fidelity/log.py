@@ -1,0 +1,656 @@
+"""The contacts log in DuckDB: reading it, checking it, and aggregating it per student.
+
+The log is one DuckDB view (or, for CSV, a typed temporary table) named ``log`` with
+normalised columns, over a pandas DataFrame or a file opened by :func:`cis_eval.io.scan_log`,
+so a network-wide log of tens of millions of contacts is never loaded into pandas. The
+first pass (:func:`check_log`) counts every problem at once; the next ones build the
+per-student table ``st`` that :mod:`cis_eval.fidelity.frames` summarises.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._core.receipt import id_text, require_columns
+from ..errors import OptionError, Problem
+from ..io import duckdb_session, scan_log
+from ..schema import COLUMNS, MODES, SERVICE_AREAS, normalise_category
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "Log",
+    "aggregate_students",
+    "check_log",
+    "engine",
+    "fetch",
+    "lit",
+    "needs_trim",
+    "open_log",
+    "problem_rows",
+    "q",
+    "sid_key",
+]
+
+_SVC: tuple[str, ...] = tuple(SERVICE_AREAS)  # the ten CIS areas and 'other'
+_MODES: tuple[str, ...] = tuple(MODES)
+_CONTACT_COLUMNS: tuple[str, ...] = tuple(COLUMNS["contacts"])
+# The contract's allowed ranges, so the log is held to exactly what validation checks.
+_MINUTES = (COLUMNS["contacts"]["minutes"].minimum, COLUMNS["contacts"]["minutes"].maximum)
+_TIERS = tuple(
+    range(
+        int(COLUMNS["contacts"]["tier"].minimum or 1),
+        int(COLUMNS["contacts"]["tier"].maximum or 2) + 1,
+    )
+)
+_MAX_WEEKS = 60  # one school year; the week bitmask holds 64
+_DUCKDB_MEMORY = "2GB"  # DuckDB spills to a temporary folder beyond this
+DAYS_PER_MONTH = 365.25 / 12
+"""Average days in a month, for contacts per month of service."""
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(text: str) -> str:
+    """A quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class Log:
+    """The contacts log as a DuckDB view ``log`` with normalised columns."""
+
+    con: duckdb.DuckDBPyConnection
+    source: str
+    kind: str  # "frame", "parquet" or "csv"
+    has_row: bool
+    raw_categories: dict[str, dict[str, int | None]]
+    sid_text: bool = True  # the log's student key is text (no cast needed to join)
+    sid_codes: pd.Index | None = None  # categories, when the key is a categorical's codes
+    cid_text: bool = True
+    cid_codes: pd.Index | None = None
+    trimmed: bool = True  # text identifiers were trimmed (or needed no trimming)
+
+    def sid(self, expr: str) -> str:
+        """SQL for a log student key, comparable with ``roster.sid_key``."""
+        return expr if self.sid_text or self.sid_codes is not None else f"CAST({expr} AS VARCHAR)"
+
+    def roster_key(self, ids: pd.Series) -> Any:
+        """The roster's join key: the identifier, or its code among the log's categories."""
+        if self.sid_codes is None:
+            return ids.to_numpy(dtype=object)
+        codes = pd.Categorical(ids, categories=self.sid_codes).codes.astype(np.int32)
+        return pd.arrays.IntegerArray(codes, codes < 0)
+
+    def coordinator(self, expr: str) -> tuple[str, str]:
+        """SQL giving a coordinator key as text, and the join that provides it."""
+        if self.cid_codes is not None:
+            return "m.coordinator_id", f"LEFT JOIN cid_map m ON m.code = {expr}"
+        return (expr if self.cid_text else f"CAST({expr} AS VARCHAR)"), ""
+
+
+@contextmanager
+def engine() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection with fidelity's memory limit (its spill folder is io's)."""
+    with duckdb_session(_DUCKDB_MEMORY) as con:
+        yield con
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """The result of a query as a pandas DataFrame."""
+    frame: pd.DataFrame = con.execute(sql).df()
+    return frame
+
+
+def open_log(
+    con: duckdb.DuckDBPyConnection,
+    contacts: pd.DataFrame | str | os.PathLike[str],
+    column_map: Mapping[str, str] | None,
+    *,
+    trim: bool = False,
+) -> Log:
+    """Make the view ``log``: one row per contact, typed and with coded categories.
+
+    Identifiers in a Parquet file are trimmed only when ``trim`` is set: trimming 25
+    million strings costs a second per pass, so :func:`check_log` asks for it only
+    when it finds keys with stray spaces (CSV text is always trimmed, once).
+    """
+    cmap = dict(column_map or {})
+    coded: dict[str, tuple[pd.Index, np.ndarray]] = {}
+    if isinstance(contacts, pd.DataFrame):
+        source = str(contacts.attrs.get("source", "contacts"))
+        frame = contacts.rename(columns=cmap) if cmap else contacts
+        require_columns(frame, _CONTACT_COLUMNS, source)
+        # Categorical columns go in as their integer codes with a small lookup: DuckDB
+        # would otherwise rebuild an enum of every category on each pass over the log.
+        cols: dict[str, Any] = {}
+        for c in _CONTACT_COLUMNS:
+            s = frame[c]
+            if isinstance(s.dtype, pd.CategoricalDtype) and c != "contact_id":
+                text = pd.Index(id_text(pd.Series(s.cat.categories.astype(object))))
+                if not (text.has_duplicates or text.hasnans):
+                    codes = np.asarray(s.cat.codes, dtype=np.int32)
+                    cols[c] = pd.arrays.IntegerArray(codes, codes < 0)
+                    used = np.bincount(codes[codes >= 0], minlength=len(text)) > 0
+                    coded[c] = (text, used)
+                    continue
+            cols[c] = s.array  # by position: the frame's own index may have gaps
+        slim = pd.DataFrame(cols, index=pd.RangeIndex(len(frame)))
+        con.register("contacts_src", slim)
+        rel, kind, has_row = "contacts_src", "frame", False
+        raw = {c: c for c in _CONTACT_COLUMNS}
+        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        types = {str(r[0]): str(r[1]) for r in described}
+    elif isinstance(contacts, (str, os.PathLike)):
+        scan = scan_log(con, contacts, cmap)
+        source, rel, kind, has_row = scan.source, scan.relation, scan.kind, scan.has_row
+        raw, types = scan.columns, scan.types
+    else:
+        raise TypeError(
+            f"contacts must be a DataFrame or a path to a CSV or Parquet file, got "
+            f"{type(contacts).__name__}"
+        )
+
+    def text_expr(c: str) -> str:
+        col = q(raw[c])
+        if types[raw[c]] != "VARCHAR" or kind == "frame" or (kind == "parquet" and not trim):
+            return col
+        return f"nullif(trim({col}), '')"
+
+    def date_expr(c: str) -> str:
+        col, t = q(raw[c]), types[raw[c]]
+        if t == "DATE":
+            return col
+        if t.startswith("TIMESTAMP"):
+            return f"CAST({col} AS DATE)"
+        if t == "VARCHAR":
+            s = f"trim({col})"
+            return (
+                f"coalesce(TRY_CAST({s} AS DATE), CAST(TRY_CAST({s} AS TIMESTAMP) AS DATE), "
+                f"CAST(try_strptime({s}, '%m/%d/%Y') AS DATE))"
+            )
+        return "CAST(NULL AS DATE)"
+
+    def num_expr(c: str) -> str:
+        col, t = q(raw[c]), types[raw[c]]
+        if t == "VARCHAR":
+            return f"TRY_CAST(replace(trim({col}), ',', '') AS DOUBLE)"
+        if any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")):
+            return f"CAST({col} AS DOUBLE)"
+        return "CAST(NULL AS DOUBLE)"
+
+    cats: dict[str, dict[str, int | None]] = {}
+
+    def cat_expr(c: str, codes: tuple[str, ...]) -> str:
+        col = q(raw[c])
+        if c in coded:
+            text, used = coded[c]
+            norm = {i: normalise_category(str(v)) for i, v in enumerate(text)}
+            to = {i: (codes.index(n) if n in codes else None) for i, n in norm.items()}
+            cats[c] = {str(text[i]): to[i] for i in range(len(text)) if used[i]}
+            whens = " ".join(f"WHEN {i} THEN {j}" for i, j in to.items() if j is not None)
+            return f"CAST(CASE {col} {whens} END AS TINYINT)" if whens else "CAST(NULL AS TINYINT)"
+        values = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {rel} WHERE {col} IS NOT NULL"
+            ).fetchall()
+        ]
+        mapping = {str(v): normalise_category(str(v)) for v in values}
+        cats[c] = {v: (codes.index(n) if n in codes else None) for v, n in mapping.items()}
+        whens = " ".join(
+            f"WHEN {lit(v)} THEN {i}" for v, i in sorted(cats[c].items()) if i is not None
+        )
+        if not whens:
+            return "CAST(NULL AS TINYINT)"
+        key = (
+            col
+            if types[raw[c]] == "VARCHAR" or types[raw[c]].startswith("ENUM")
+            else (f"CAST({col} AS VARCHAR)")
+        )
+        return f"CAST(CASE {key} {whens} END AS TINYINT)"
+
+    select = [
+        f"{text_expr('student_id')} AS student_id",
+        f"{text_expr('coordinator_id')} AS coordinator_id",
+        f"{q(raw['contact_id'])} AS contact_id",
+        f"{date_expr('date')} AS date",
+        f"{q(raw['date'])} AS raw_date",
+        f"{num_expr('minutes')} AS minutes",
+        f"{q(raw['minutes'])} AS raw_minutes",
+        f"{num_expr('tier')} AS tier",
+        f"{q(raw['tier'])} AS raw_tier",
+        f"{cat_expr('service_type', _SVC)} AS svc",
+        f"{q(raw['service_type'])} AS raw_svc",
+        f"{cat_expr('mode', _MODES)} AS mode",
+        f"{q(raw['mode'])} AS raw_mode",
+    ]
+    if kind == "parquet":
+        select.append("file_row_number AS _row")
+    body = ", ".join(select) + f" FROM {rel}"
+    if kind == "csv":
+        # Parse the text once: every later pass reads the typed table.
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(f"CREATE TEMP TABLE log AS SELECT row_number() OVER () - 1 AS _row, {body}")
+        con.execute("SET preserve_insertion_order = false")
+        has_row = True
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW log AS SELECT {body}")
+    out = Log(con, source, kind, has_row, cats)
+    out.trimmed = kind == "csv" or trim
+    out.sid_text = types[raw["student_id"]] == "VARCHAR"
+    out.cid_text = types[raw["coordinator_id"]] == "VARCHAR"
+    if "student_id" in coded:
+        out.sid_codes = coded["student_id"][0]
+    if "coordinator_id" in coded:
+        out.cid_codes = coded["coordinator_id"][0]
+        con.register(
+            "cid_map",
+            pd.DataFrame(
+                {
+                    "code": np.arange(len(out.cid_codes), dtype=np.int32),
+                    "coordinator_id": out.cid_codes.to_numpy(dtype=object),
+                }
+            ),
+        )
+    return out
+
+
+def problem_rows(log: Log, condition: str, join: str = "") -> tuple[int, ...]:
+    """Spreadsheet row numbers (header = row 1) of the first five rows meeting a condition."""
+    con = log.con
+    if log.has_row:
+        sql = f"SELECT l._row FROM log l {join} WHERE {condition} ORDER BY l._row LIMIT 5"
+        rows = con.execute(sql).fetchall()
+    else:
+        con.execute("SET preserve_insertion_order = true")
+        try:
+            sql = (
+                "SELECT l._row FROM (SELECT row_number() OVER () - 1 AS _row, * FROM log) l "
+                f"{join} WHERE {condition} ORDER BY l._row LIMIT 5"
+            )
+            rows = con.execute(sql).fetchall()
+        finally:
+            con.execute("SET preserve_insertion_order = false")
+    return tuple(int(r[0]) + 2 for r in rows)
+
+
+def _school_year_from(hist: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The August-to-July school year containing the median contact date (as validation)."""
+    h = hist.dropna(subset=["date"]).groupby("date")["n"].sum().sort_index()
+    cum = h.cumsum().to_numpy()
+    total = int(cum[-1])
+    dates = pd.to_datetime(h.index)
+    lo = dates[int(np.searchsorted(cum, (total + 1) // 2))]
+    hi = dates[int(np.searchsorted(cum, total // 2 + 1))]
+    med = lo + (hi - lo) / 2
+    start = med.year if med.month >= 8 else med.year - 1
+    return pd.Timestamp(f"{start}-08-01"), pd.Timestamp(f"{start + 1}-07-31")
+
+
+def sid_key(log: Log, alias: str = "l") -> str:
+    """SQL for the student key of the log rows aliased ``alias``, joinable to the roster."""
+    return log.sid(f"{alias}.student_id")
+
+
+def needs_trim(log: Log, cube: pd.DataFrame) -> bool:
+    """Whether a Parquet log has identifiers with stray spaces (or empty strings)."""
+    if log.trimmed or not len(cube):
+        return False
+    dirty = "WHERE v <> trim(v) OR v = ''"
+    if log.sid_text and int(cube["sid_unknown"].sum()):
+        n = log.con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT l.student_id AS v FROM log l ANTI JOIN "
+            f"roster r ON r.sid_key = l.student_id WHERE l.student_id IS NOT NULL) {dirty}"
+        ).fetchall()[0][0]
+        if n:
+            return True
+    if log.cid_text:
+        n = log.con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT coordinator_id AS v FROM log) {dirty}"
+        ).fetchall()[0][0]
+        if n:
+            return True
+    return False
+
+
+def check_log(
+    log: Log,
+    school_year: tuple[pd.Timestamp, pd.Timestamp] | None,
+    coordinators: pd.DataFrame,
+) -> tuple[pd.DataFrame, tuple[pd.Timestamp, pd.Timestamp] | None, list[Problem], list[Problem]]:
+    """First pass: validity counts, the date x tier x service x mode cube and arm per row."""
+    con = log.con
+    key = sid_key(log)
+    too_short, too_long = f"l.minutes < {_MINUTES[0]:g}", f"l.minutes > {_MINUTES[1]:g}"
+    tiers = ", ".join(str(t) for t in _TIERS)
+    cube = fetch(
+        con,
+        f"""
+        SELECT r.treatment AS arm, l.date, l.tier, l.svc, l.mode,
+            count(*) AS n,
+            sum(l.minutes) AS minutes,
+            count(*) FILTER (WHERE l.student_id IS NULL) AS sid_missing,
+            count(*) FILTER (WHERE l.student_id IS NOT NULL AND r.student_id IS NULL)
+                AS sid_unknown,
+            count(*) FILTER (WHERE l.coordinator_id IS NULL) AS cid_missing,
+            count(*) FILTER (WHERE l.contact_id IS NULL) AS contact_missing,
+            count(*) FILTER (WHERE l.raw_date IS NULL) AS date_missing,
+            count(*) FILTER (WHERE l.date IS NULL AND l.raw_date IS NOT NULL) AS date_bad,
+            count(*) FILTER (WHERE l.raw_minutes IS NULL) AS minutes_missing,
+            count(*) FILTER (WHERE l.minutes IS NULL AND l.raw_minutes IS NOT NULL)
+                AS minutes_bad,
+            count(*) FILTER (WHERE l.minutes <> round(l.minutes)) AS minutes_fraction,
+            count(*) FILTER (WHERE {too_short} OR {too_long}) AS minutes_range,
+            count(*) FILTER (WHERE l.raw_tier IS NULL) AS tier_missing,
+            count(*) FILTER (WHERE l.raw_tier IS NOT NULL AND (l.tier IS NULL
+                OR l.tier NOT IN ({tiers}))) AS tier_bad,
+            count(*) FILTER (WHERE l.raw_svc IS NULL) AS svc_missing,
+            count(*) FILTER (WHERE l.raw_svc IS NOT NULL AND l.svc IS NULL) AS svc_bad,
+            count(*) FILTER (WHERE l.raw_mode IS NULL) AS mode_missing,
+            count(*) FILTER (WHERE l.raw_mode IS NOT NULL AND l.mode IS NULL) AS mode_bad
+        FROM log l LEFT JOIN roster r ON r.sid_key = {key}
+        GROUP BY ALL
+        """,
+    )
+    src = log.source
+    errors: list[Problem] = []
+    notes: list[Problem] = []
+    total = int(cube["n"].sum()) if len(cube) else 0
+    if total == 0:
+        errors.append(
+            Problem(src, None, (), 0, "the contacts log has no rows", "one row per logged contact")
+        )
+        return cube, school_year, errors, notes
+
+    def add(column: str, count_col: str, condition: str, message: str, expected: str) -> None:
+        n = int(cube[count_col].sum())
+        if n:
+            rows = problem_rows(log, condition)
+            errors.append(Problem(src, column, rows, n, message.replace("{n}", f"{n:,}"), expected))
+
+    def shown(column: str) -> str:
+        bad = sorted(v for v, i in log.raw_categories.get(column, {}).items() if i is None)
+        return (" (e.g. " + ", ".join(repr(b[:30]) for b in bad[:3]) + ")") if bad else ""
+
+    every = "a value in every row"
+    add("contact_id", "contact_missing", "l.contact_id IS NULL", "{n} empty cell(s)", every)
+    add("student_id", "sid_missing", "l.student_id IS NULL", "{n} empty cell(s)", every)
+    add("coordinator_id", "cid_missing", "l.coordinator_id IS NULL", "{n} empty cell(s)", every)
+    add("date", "date_missing", "l.raw_date IS NULL", "{n} empty cell(s)", every)
+    add(
+        "date",
+        "date_bad",
+        "l.date IS NULL AND l.raw_date IS NOT NULL",
+        "{n} value(s) are not dates",
+        "a date such as 2012-09-14 (ISO 8601) or 09/14/2012",
+    )
+    add("minutes", "minutes_missing", "l.raw_minutes IS NULL", "{n} empty cell(s)", every)
+    add(
+        "minutes",
+        "minutes_bad",
+        "l.minutes IS NULL AND l.raw_minutes IS NOT NULL",
+        "{n} value(s) are not numbers",
+        "a number",
+    )
+    add(
+        "minutes",
+        "minutes_fraction",
+        "l.minutes <> round(l.minutes)",
+        "{n} value(s) are not whole numbers",
+        "a whole number",
+    )
+    add(
+        "minutes",
+        "minutes_range",
+        f"{too_short} OR {too_long}",
+        "{n} value(s) outside the allowed range",
+        f"minutes between {_MINUTES[0]:g} and {_MINUTES[1]:g} (a contact longer than a "
+        "school day is almost certainly a data-entry error)",
+    )
+    add("tier", "tier_missing", "l.raw_tier IS NULL", "{n} empty cell(s)", every)
+    add(
+        "tier",
+        "tier_bad",
+        f"l.raw_tier IS NOT NULL AND (l.tier IS NULL OR l.tier NOT IN ({tiers}))",
+        "{n} value(s) not allowed",
+        "1 (school-wide) or 2 (case-managed)",
+    )
+    add("service_type", "svc_missing", "l.raw_svc IS NULL", "{n} empty cell(s)", every)
+    add(
+        "service_type",
+        "svc_bad",
+        "l.raw_svc IS NOT NULL AND l.svc IS NULL",
+        "{n} value(s) not allowed" + shown("service_type"),
+        "one of " + ", ".join(_SVC),
+    )
+    add("mode", "mode_missing", "l.raw_mode IS NULL", "{n} empty cell(s)", every)
+    add(
+        "mode",
+        "mode_bad",
+        "l.raw_mode IS NOT NULL AND l.mode IS NULL",
+        "{n} value(s) not allowed" + shown("mode"),
+        "one of " + ", ".join(_MODES),
+    )
+    n_unknown = int(cube["sid_unknown"].sum())
+    if n_unknown:
+        join = f"LEFT JOIN roster r ON r.sid_key = {sid_key(log)}"
+        rows = problem_rows(log, "l.student_id IS NOT NULL AND r.student_id IS NULL", join)
+        n_students = int(
+            con.execute(
+                f"SELECT count(DISTINCT l.student_id) FROM log l ANTI JOIN roster r "
+                f"ON r.sid_key = {key} WHERE l.student_id IS NOT NULL"
+            ).fetchall()[0][0]
+        )
+        errors.append(
+            Problem(
+                src,
+                "student_id",
+                rows,
+                n_unknown,
+                f"{n_unknown:,} contact(s) for {n_students:,} student(s) not in the roster",
+                "every contact to be for a student in the students table",
+            )
+        )
+    # Duplicate contact identifiers would count one contact twice.
+    n_dup = int(
+        con.execute(
+            "SELECT count(*) - count(DISTINCT contact_id) FROM log WHERE contact_id IS NOT NULL"
+        ).fetchall()[0][0]
+    )
+    if n_dup:
+        cond = (
+            "l.contact_id IN (SELECT contact_id FROM log WHERE contact_id IS NOT NULL "
+            "GROUP BY contact_id HAVING count(*) > 1)"
+        )
+        rows = problem_rows(log, cond)
+        n_rows = int(
+            con.execute(
+                "SELECT coalesce(sum(c), 0) FROM (SELECT count(*) AS c FROM log "
+                "WHERE contact_id IS NOT NULL GROUP BY contact_id HAVING count(*) > 1)"
+            ).fetchall()[0][0]
+        )
+        errors.append(
+            Problem(
+                src,
+                "contact_id",
+                rows,
+                n_rows,
+                f"{n_rows:,} row(s) repeat a contact identifier",
+                "one row per contact",
+            )
+        )
+    # School year, and dates outside it.
+    dated = cube.dropna(subset=["date"])
+    if school_year is None and len(dated):
+        school_year = _school_year_from(dated)
+    if school_year is not None and len(dated):
+        lo, hi = school_year
+        d = pd.to_datetime(dated["date"])
+        n_out = int(dated.loc[(d < lo) | (d > hi), "n"].sum())
+        if n_out:
+            cond = f"l.date < DATE '{lo:%Y-%m-%d}' OR l.date > DATE '{hi:%Y-%m-%d}'"
+            errors.append(
+                Problem(
+                    src,
+                    "date",
+                    problem_rows(log, cond),
+                    n_out,
+                    f"{n_out:,} date(s) outside the school year",
+                    f"dates from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}",
+                )
+            )
+    if len(coordinators):
+        con.register("staff", coordinators)
+        text, join = log.coordinator("g.ck")
+        per = fetch(
+            con,
+            f"SELECT g.ck, {text} AS coordinator_id, g.n FROM (SELECT coordinator_id AS ck, "
+            f"count(*) AS n FROM log WHERE coordinator_id IS NOT NULL GROUP BY 1) g {join}",
+        )
+        unknown = per[~per["coordinator_id"].isin(coordinators["coordinator_id"])]
+        n_unk = int(unknown["n"].sum())
+        if n_unk:
+            keys = ", ".join(
+                str(int(v)) if not isinstance(v, str) else lit(v) for v in unknown["ck"].head(200)
+            )
+            rows = problem_rows(log, f"l.coordinator_id IN ({keys})")
+            notes.append(
+                Problem(
+                    src,
+                    "coordinator_id",
+                    rows,
+                    n_unk,
+                    f"{n_unk:,} contact(s) by coordinators not in the coordinators table",
+                    "every coordinator listed in the coordinators table",
+                    "warning",
+                )
+            )
+    return cube, school_year, errors, notes
+
+
+def aggregate_students(log: Log, year: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    """Second and third passes: per student and per student-coordinator pair, then ``st``."""
+    con = log.con
+    start = year[0]
+    week0 = start - pd.Timedelta(days=start.weekday())  # the Monday on or before
+    n_weeks = (year[1] - week0).days // 7 + 1
+    if n_weeks > _MAX_WEEKS:
+        raise OptionError(
+            f"school_year spans {n_weeks} weeks; fidelity measures one school year at a "
+            f"time (at most {_MAX_WEEKS} weeks)"
+        )
+    svc = ",\n".join(
+        f"count(*) FILTER (WHERE tier = 2 AND svc = {i}) AS {q('contacts_' + s)}"
+        for i, s in enumerate(_SVC)
+    )
+    modes = ",\n".join(
+        f"count(*) FILTER (WHERE tier = 2 AND mode = {i}) AS {q('contacts_' + m)}"
+        for i, m in enumerate(_MODES)
+    )
+    # Distinct days and weeks as bit masks: far cheaper than COUNT(DISTINCT) per student.
+    days = ",\n".join(
+        f"bit_or(CASE WHEN dy >= {64 * w} AND dy < {64 * (w + 1)} "
+        f"THEN 1::UBIGINT << (dy - {64 * w}) END) FILTER (WHERE tier = 2) AS d{w}"
+        for w in range(6)
+    )
+    w0 = f"DATE '{week0:%Y-%m-%d}'"
+    y0 = f"DATE '{start:%Y-%m-%d}'"
+    con.execute(
+        f"""
+        CREATE TEMP TABLE fs AS
+        SELECT student_id AS sid_raw,
+            count(*) FILTER (WHERE tier = 2) AS contacts,
+            sum(minutes) FILTER (WHERE tier = 2) AS minutes,
+            min(date) FILTER (WHERE tier = 2) AS first_contact,
+            max(date) FILTER (WHERE tier = 2) AS last_contact,
+            bit_or(CASE WHEN wk BETWEEN 0 AND 63 THEN 1::UBIGINT << wk END)
+                FILTER (WHERE tier = 2) AS weeks_mask,
+            {days},
+            count(*) FILTER (WHERE tier = 1) AS tier1_contacts,
+            sum(minutes) FILTER (WHERE tier = 1) AS tier1_minutes,
+            bit_or(CASE WHEN wk BETWEEN 0 AND 63 THEN 1::UBIGINT << wk END)
+                FILTER (WHERE tier = 1) AS tier1_weeks_mask,
+            bit_or(1::UBIGINT << svc) FILTER (WHERE tier = 1) AS tier1_svc_mask,
+            bit_or(1::UBIGINT << mode) FILTER (WHERE tier = 1) AS tier1_mode_mask,
+            {svc},
+            {modes}
+        FROM (SELECT student_id, tier, minutes, date, svc, mode, (date - {w0}) // 7 AS wk,
+                (date - {y0}) AS dy FROM log WHERE student_id IS NOT NULL)
+        GROUP BY student_id
+        """
+    )
+    ctext, cjoin = log.coordinator("g.ck")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE fp AS
+        WITH g AS (
+            SELECT student_id AS sk, coordinator_id AS ck,
+                count(*) AS contacts, sum(minutes) / 60.0 AS hours
+            FROM log WHERE tier = 2 AND student_id IS NOT NULL AND coordinator_id IS NOT NULL
+            GROUP BY ALL
+        )
+        SELECT r.student_id, {ctext} AS coordinator_id, g.contacts, g.hours
+        FROM g JOIN roster r ON r.sid_key = {log.sid("g.sk")} {cjoin}
+        """
+    )
+    svc_cols = ", ".join(
+        f"coalesce(f.{q('contacts_' + s)}, 0) AS {q('contacts_' + s)}" for s in _SVC
+    )
+    mode_cols = ", ".join(
+        f"coalesce(f.{q('contacts_' + m)}, 0) AS {q('contacts_' + m)}" for m in _MODES
+    )
+    ndays = " + ".join(f"coalesce(bit_count(f.d{w}), 0)" for w in range(6))
+    con.execute(
+        f"""
+        CREATE TEMP TABLE st AS
+        WITH f AS (
+            SELECT r0.student_id, fs.* EXCLUDE (sid_raw)
+            FROM fs JOIN roster r0 ON r0.sid_key = {log.sid("fs.sid_raw")}
+        ),
+        mc AS (
+            SELECT student_id,
+                first(coordinator_id ORDER BY contacts DESC, coordinator_id) AS coordinator_id,
+                count(*) AS n_coordinators
+            FROM fp GROUP BY student_id
+        )
+        SELECT r._pos, r.student_id, r.school_id, r.treatment,
+            CAST(r.assignment_date AS DATE) AS assignment_date,
+            CAST(r.start_date AS DATE) AS start_date,
+            coalesce(f.contacts, 0) AS contacts,
+            coalesce(f.minutes, 0) / 60.0 AS hours,
+            f.first_contact, f.last_contact,
+            CASE WHEN f.contacts > 0 THEN (f.last_contact - f.first_contact) / 7.0 END
+                AS span_weeks,
+            coalesce(bit_count(f.weeks_mask), 0) AS active_weeks,
+            {ndays} AS contact_days,
+            CASE WHEN f.contacts > 0 THEN
+                f.first_contact - CAST(r.start_date AS DATE) END AS days_to_first_contact,
+            CASE WHEN f.contacts > 0 THEN f.contacts / greatest(
+                (f.last_contact - f.first_contact) / {DAYS_PER_MONTH}, 1.0) END
+                AS contacts_per_month,
+            coalesce(f.tier1_contacts, 0) AS tier1_contacts,
+            coalesce(f.tier1_minutes, 0) / 60.0 AS tier1_hours,
+            {svc_cols}, {mode_cols},
+            mc.coordinator_id, coalesce(mc.n_coordinators, 0) AS n_coordinators,
+            coalesce(f.weeks_mask, 0::UBIGINT) AS weeks_mask,
+            coalesce(f.tier1_weeks_mask, 0::UBIGINT) AS tier1_weeks_mask,
+            coalesce(f.tier1_svc_mask, 0::UBIGINT) AS tier1_svc_mask,
+            coalesce(f.tier1_mode_mask, 0::UBIGINT) AS tier1_mode_mask
+        FROM roster r
+        LEFT JOIN f ON f.student_id = r.student_id
+        LEFT JOIN mc ON mc.student_id = r.student_id
+        """
+    )
