@@ -342,3 +342,43 @@ def test_version_and_help_do_not_import_the_library():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert "TOP []" in r.stdout and "SUB []" in r.stdout, r.stdout
+
+
+def test_fidelity_reads_a_declared_number_format_and_encoding(
+    tmp_path, small_trial, monkeypatch, capsys
+):
+    """``fidelity`` takes --decimal, --thousands and --encoding as validate does, also
+    when its log is large enough to be read from disk (then the table reader reads it)."""
+    import pandas as pd
+
+    import cis_eval as ce
+    from cis_eval.cli import fidelity
+
+    files = ce.write_trial(small_trial, tmp_path / "data")
+    for name, path in files.items():  # a European export: semicolons and decimal commas
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if name == "contacts":
+            frame["note"] = "caf\u00e9"  # not UTF-8 once written in cp1252
+        for c in frame.columns:
+            frame[c] = frame[c].str.replace(".", ",", regex=False)
+        path.write_bytes(frame.to_csv(index=False, sep=";").encode("cp1252"))
+    base = ["fidelity", *(x for n, f in files.items() for x in (f"--{n}", str(f)))]
+    base += ["--out", str(tmp_path / "report.html")]
+    assert main([*base, "--encoding", "cp1252"]) == 2
+    assert "decimal comma" in capsys.readouterr().err
+    assert main([*base, "--decimal", ","]) == 2
+    assert "--encoding cp1252" in capsys.readouterr().err
+    declared = [*base, "--decimal", ",", "--encoding", "cp1252"]
+    assert main(declared) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    # a log over the size DuckDB reads straight from disk (UTF-8, '.' decimals only)
+    monkeypatch.setattr(fidelity, "BIG_LOG_BYTES", 0)
+    assert main(declared) == 0, capsys.readouterr().err
+
+
+def test_a_number_format_beside_a_mapping_file_is_a_usage_error(tmp_path, capsys):
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[roster]\nfile = "r.csv"\n')
+    for flags in (["--decimal", ","], ["--encoding", "cp1252"], ["--thousands", ","]):
+        assert main(["validate", "--mapping", str(mapping), *flags]) == 2
+        check_one_line(capsys.readouterr().err, flags[0], "leave out")

@@ -10,6 +10,7 @@ modified.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -92,6 +93,7 @@ def _readable(clean: str) -> list[Case]:
         Case("utf16.csv", clean.encode("utf-16")),
         Case("utf16_no_bom.csv", clean.encode("utf-16-le")),
         Case("crlf.csv", clean.replace("\n", "\r\n").encode()),
+        Case("cr_only.csv", clean.replace("\n", "\r").encode()),  # classic Mac OS
         Case("semicolons.csv", semicolons.encode()),
         Case("tabs.csv", clean.replace(",", "\t").encode()),
         Case("tabs.tsv", clean.replace(",", "\t").encode()),
@@ -395,3 +397,211 @@ def test_assign_never_writes_over_its_roster(tmp_path, capsys):
     )
     assert code == 2 and "roster itself" in out
     assert _digest(roster) == before
+
+
+# --------------------------------------------------------------------------- carriage returns
+
+
+def _with_cr(lineterminator: str, quote_elsewhere: bool = False) -> bytes:
+    """CLEAN with a carriage return inside one value, written by pandas."""
+    frame = pd.read_csv(io.StringIO(CLEAN), dtype=str, keep_default_na=False)
+    frame.loc[5, "affiliate"] = "North\rSouth"
+    if quote_elsewhere:
+        frame.loc[8, "state"] = "a, b"  # a quoted value: the csv module splits the file
+    # pandas quotes the value only when its line terminator holds a carriage return
+    return frame.to_csv(index=False, lineterminator=lineterminator).encode()
+
+
+def test_a_carriage_return_inside_a_quoted_value_is_read_as_part_of_it(tmp_path, capsys):
+    path = tmp_path / "students.csv"
+    path.write_bytes(_with_cr("\r\n"))  # how pandas writes on Windows: the value quoted
+    assert b'"North\rSouth"' in path.read_bytes()
+    got = _api(path, {}).students
+    (tmp_path / "clean.csv").write_text(CLEAN)
+    reference = _api(tmp_path / "clean.csv", {}).students
+    assert got["affiliate"].iloc[5] == "North\rSouth"
+    pd.testing.assert_frame_equal(got.drop(index=5), reference.drop(index=5))
+    code, out = _cli(["validate", "--students", str(path)], capsys)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("quote_elsewhere", [False, True], ids=["no quotes", "quotes"])
+def test_a_bare_carriage_return_outside_quotes_is_refused_naming_its_row(
+    quote_elsewhere, tmp_path, capsys
+):
+    """pandas writes ``North\rSouth`` unquoted with a line-feed terminator; pandas, Excel
+    and the csv module would each end the row there, shifting the values after it."""
+    path = tmp_path / "students.csv"
+    path.write_bytes(_with_cr("\n", quote_elsewhere))
+    assert b"North\rSouth" in path.read_bytes()
+    before = _digest(path)
+    with pytest.raises(CisEvalError) as exc:
+        _api(path, {})
+    message = str(exc.value)
+    assert "carriage return (CR)" in message and "(row 7)" in message  # data row 5
+    _check_message(message)
+    code, out = _cli(["validate", "--students", str(path)], capsys)
+    assert code == 2 and "carriage return (CR)" in out, out
+    _check_message(out)
+    # the same file read through a mapping file
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[students]\nfile = "students.csv"\n[students.columns]\n')
+    code, out = _cli(["validate", "--mapping", str(mapping)], capsys)
+    assert code == 2 and "carriage return (CR)" in out and "(row 7)" in out, out
+    _check_message(out)
+    assert _digest(path) == before
+
+
+# --------------------------------------------------------------------------- mapped CSV files
+
+
+def _mapping_for(folder: Path, file: str) -> Path:
+    path = folder / "m.toml"
+    path.write_text(
+        f'[roster]\nfile = "{file}"\n[roster.columns]\nID = "student_id"\nCampus = "school_id"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+ROSTER_LINES = ["Roster 2012-13", "", "ID,Campus", "s1,Caf\u00e9 High", "s2,Lincoln", "s3,Lincoln"]
+
+
+def test_a_mapped_csv_is_decoded_as_the_table_reader_decodes(tmp_path):
+    for name, data in {
+        "utf16.csv": "\n".join(ROSTER_LINES).encode("utf-16"),
+        "utf16_no_bom.csv": "\n".join(ROSTER_LINES).encode("utf-16-le"),
+        "bom.csv": b"\xef\xbb\xbf" + "\n".join(ROSTER_LINES).encode(),
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        roster = ce.load_export(_mapping_for(tmp_path, name)).roster
+        assert roster["school_id"].tolist() == ["Caf\u00e9 High", "Lincoln", "Lincoln"], name
+    (tmp_path / "cp1252.csv").write_bytes("\n".join(ROSTER_LINES).encode("cp1252"))
+    with pytest.raises(CisEvalError) as exc:
+        ce.load_export(_mapping_for(tmp_path, "cp1252.csv"))
+    message = str(exc.value)
+    assert "is not UTF-8 text (first at line 4)" in message and "CSV UTF-8" in message
+    assert "--encoding" not in message  # the mapping route has no encoding option
+    _check_message(message)
+
+
+def test_ragged_rows_of_a_mapped_csv_are_named_by_spreadsheet_row(tmp_path, capsys):
+    lines = [*ROSTER_LINES, "s4,Lincoln,extra", "s5", "s6,Lincoln"]
+    (tmp_path / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = _mapping_for(tmp_path, "roster.csv")
+    with pytest.raises(CisEvalError) as exc:
+        ce.load_export(mapping)
+    problem = exc.value.problems[0]
+    # title, blank and header rows above: the bad rows are spreadsheet rows 7 and 8
+    assert problem.rows == (7, 8) and problem.n_rows == 2
+    assert "2 cells on every row, as in the header (row 3)" in problem.expected
+    code, out = _cli(["validate", "--mapping", str(mapping)], capsys)
+    assert code == 2 and "(rows 7, 8)" in out, out
+    _check_message(out)
+
+
+# --------------------------------------------------------------------------- spreadsheet rows
+
+AFFILIATE = Path(__file__).resolve().parent / "fixtures" / "affiliate"
+
+
+def _affiliate_copy(folder: Path) -> Path:
+    for name in ("affiliate_export.xlsx", "service_log.csv", "mapping.toml"):
+        shutil.copy(AFFILIATE / name, folder / name)
+    return folder / "mapping.toml"
+
+
+def test_validation_names_the_excel_row_of_a_table_below_title_rows(tmp_path, capsys):
+    """The roster's header is in row 4 below title rows; a blank row is added in the
+    middle: every message must name the row Excel shows, not the table's position."""
+    import openpyxl
+
+    mapping = _affiliate_copy(tmp_path)
+    book = tmp_path / "affiliate_export.xlsx"
+    wb = openpyxl.load_workbook(book)
+    ws = wb["Roster"]
+    header = [c.value for c in ws[4]]
+    assert header[0] == "Student ID"  # the fixture's title rows are rows 1-3
+    ws.insert_rows(30)  # a blank row: the rows below it move down by one
+    start, rows = header.index("Program Start") + 1, [12, 61]
+    for row in rows:  # one above the blank row, one below it
+        ws.cell(row, start).value = "12/01/2999"  # a typo in the year: a future date
+    duplicate, lost = ws.cell(90, 1).value, ws.cell(95, 1).value
+    ws.cell(95, 1).value = duplicate  # a student listed twice; the log's for one unknown
+    wb.save(book)
+
+    loaded = ce.load_export(mapping)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = ce.validate(
+            loaded.roster,
+            loaded.contacts,
+            loaded.coordinators,
+            contract="fidelity",
+            raise_on_error=False,
+        )
+    roster = {p.column: p for p in report.errors if p.source.startswith("roster")}
+    future = roster["Program Start (service_start)"]
+    assert future.rows == tuple(rows) and "in the future" in future.message
+    # read back from the workbook itself: the rows named hold what the message says
+    check = openpyxl.load_workbook(book)["Roster"]
+    assert all(check.cell(r, start).value == "12/01/2999" for r in future.rows)
+    twice = roster["Student ID (student_id)"]
+    assert set(twice.rows) <= {90, 95} and 95 in twice.rows, twice
+    assert all(check.cell(r, 1).value == duplicate for r in twice.rows)
+    # the log is a CSV file below two title lines and a blank line: its rows too
+    (unknown,) = [p for p in report.errors if p.source.startswith("contacts")]
+    with (tmp_path / "service_log.csv").open(encoding="utf-8", newline="") as fh:
+        log = list(csv.reader(fh))
+    column = log[3].index("Student ID")
+    assert unknown.rows and all(log[r - 1][column] == lost for r in unknown.rows), unknown
+    code, out = _cli(["validate", "--mapping", str(mapping)], capsys)
+    assert code == 2 and "(rows 12, 61)" in out, out
+    _check_message(out)
+
+
+# --------------------------------------------------------------------------- a log read from disk
+
+
+def test_a_log_read_from_disk_takes_its_delimiter_from_the_header(tmp_path, small_trial):
+    """The large-log route (DuckDB straight from the file) reads a semicolon file as the
+    table reader does, and refuses a decimal comma rather than reading 12,5 as 125."""
+    contacts = small_trial.contacts.copy()
+    contacts["date"] = contacts["date"].dt.strftime("%Y-%m-%d")
+    contacts["minutes"] = contacts["minutes"].astype(str)
+    comma, semicolons = tmp_path / "contacts.csv", tmp_path / "semicolons.csv"
+    contacts.to_csv(comma, index=False)
+    contacts.to_csv(semicolons, index=False, sep=";")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tables = [
+            ce.fidelity(small_trial.students, path, small_trial.coordinators).to_frame("school")
+            for path in (comma, semicolons)
+        ]
+    pd.testing.assert_frame_equal(tables[1], tables[0])
+    contacts.loc[4, "minutes"] = "12,5"
+    contacts.to_csv(semicolons, index=False, sep=";")
+    with pytest.raises(CisEvalError, match="not numbers") as exc:
+        ce.fidelity(small_trial.students, semicolons, small_trial.coordinators)
+    _check_message(str(exc.value))
+
+
+def test_a_log_read_from_disk_gives_a_bounded_column_map_message(tmp_path, small_trial):
+    path = tmp_path / "contacts.csv"
+    small_trial.contacts.to_csv(path, index=False)
+    huge = {f"Export column {i:06d}": f"c{i}" for i in range(50_000)}
+    with pytest.raises(CisEvalError) as exc:
+        ce.fidelity(small_trial.students, path, column_map=huge)
+    message = str(exc.value)
+    _check_message(message)
+    assert "50,000 column(s) named in the column map are not in the file" in message
+    assert "49,995 more" in message and "'student_id'" in message  # the file's own names
+    # a headerless log: its first row (a contact of a student) is never shown as its names
+    path.write_text(
+        "\n".join(small_trial.contacts.astype(str).apply(",".join, axis=1).head(20)) + "\n"
+    )
+    with pytest.raises(CisEvalError, match="does not look like a header") as exc:
+        ce.fidelity(small_trial.students, path, column_map={"StudentNumber": "student_id"})
+    first = small_trial.contacts.iloc[0]
+    assert str(first["student_id"]) not in str(exc.value)
+    _check_message(str(exc.value))

@@ -332,3 +332,65 @@ def test_validation_report_text_escapes_names_from_the_data(small_trial):
         report = ce.validate(students, raise_on_error=False)
     text = report.to_text()
     assert "&lt;script>alert(1)&lt;/script>" in text and "<script" not in text
+
+
+# --------------------------------------------------------------------------- the console
+
+
+def _console(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from cis_eval.cli.main import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _assert_console_safe(text: str) -> None:
+    assert "<script" not in text and "<i>" not in text and "<b>" not in text, text
+    assert "\x1b" not in text and "\r" not in text, repr(text)
+    assert all(len(line) <= 320 for line in text.splitlines()), text
+
+
+def test_error_lines_escape_names_from_the_command_line(tmp_path, capsys):
+    missing = str(tmp_path / "<script>alert(1)\x1b[2J.csv")  # a file name has no '/'
+    code, _, err = _console(["validate", "--students", missing], capsys)
+    assert code == 2 and err.startswith("error: ") and "&lt;script>alert(1)" in err, err
+    _assert_console_safe(err)
+    # argparse's own messages quote the value given
+    code, _, err = _console(["estimate", "--alpha", SCRIPT], capsys)
+    assert code == 2 and "&lt;script>" in err, err
+    _assert_console_safe(err)
+
+
+def test_note_and_warning_lines_escape_names_from_the_files(tmp_path, capsys):
+    school, typo = "Lincoln Middle School", "Lincoln Middle School<i>"
+    rows = [f"s{i},{school},x" for i in range(12)] + [f"s99,{typo},x"]
+    header = f"ID,Campus,{SCRIPT}\x1b[31m"
+    (tmp_path / "roster.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[roster]\nfile = "roster.csv"\n[roster.columns]\nID = "student_id"\n'
+        'Campus = "school_id"\n',
+        encoding="utf-8",
+    )
+    code, out, err = _console(["validate", "--mapping", str(mapping)], capsys)
+    assert code == 0, err
+    assert "note: " in err and "&lt;script>alert(1)" in err, err  # the column left out
+    assert "warning: " in err and "Lincoln Middle School&lt;i>" in err, err  # a likely typo
+    _assert_console_safe(err)
+    _assert_console_safe(out)
+
+
+def test_map_init_prints_file_and_sheet_names_escaped(tmp_path, capsys):
+    book = tmp_path / "<b>export.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "<script>"
+    ws.append(["Student ID", "Campus"])
+    ws.append(["s1", "A"])
+    wb.save(book)
+    out_file = tmp_path / "<i>mapping.toml"
+    code, out, err = _console(["map", "--init", str(book), "--out", str(out_file)], capsys)
+    assert code == 0, err
+    assert "&lt;b>export.xlsx" in out and "&lt;script>" in out and "&lt;i>mapping" in out, out
+    _assert_console_safe(out)

@@ -4,7 +4,10 @@ Simulate or load randomized-assignment student data, estimate intent-to-treat ef
 check the trial's integrity and measure implementation fidelity. The verbs follow the
 stages of an evaluation::
 
-    simulate -> load / validate -> assign -> describe -> estimate -> fidelity -> report
+    simulate -> load / validate -> assign -> check the trial -> estimate -> fidelity -> plan -> report
+
+Each stage has its own subpackage (``data``, ``design``, ``integrity``, ``estimation``,
+``fidelity``, ``present``); every public verb is also here, on the package.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "read_mapping",
     "read_sheet",
     "read_table",
+    "scan_export_log",
     "scan_log",
     "sheet_names",
     "write_figure",
@@ -561,8 +563,12 @@ def read_column_map(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
         raise _fail(name, _short(exc, 400), expected) from None
 
 
-def _decode(raw: bytes, name: str, encoding: str | None) -> str:
-    """The text of a CSV file: UTF-8 (or UTF-16/32 with a byte-order mark), or ``encoding``."""
+def _decode(raw: bytes, name: str, encoding: str | None, *, declare: bool = True) -> str:
+    """The text of a CSV file: UTF-8 (or UTF-16/32 with a byte-order mark), or ``encoding``.
+
+    ``declare`` says whether the caller can be given an encoding (``encoding=``,
+    ``--encoding``); the message of a file that is not UTF-8 suggests it only then.
+    """
     if encoding is not None:
         try:
             return raw.decode(encoding).removeprefix("\ufeff")
@@ -597,7 +603,9 @@ def _decode(raw: bytes, name: str, encoding: str | None) -> str:
             name,
             f"is not {'UTF-8' if enc is None else enc.upper()} text (first at line {line:,})",
             "UTF-8 text: save it as 'CSV UTF-8', or give its encoding (encoding='cp1252', "
-            "--encoding cp1252 on the command line, for a Windows or Latin-1 'CSV')",
+            "--encoding cp1252 on the command line, for a Windows or Latin-1 'CSV')"
+            if declare
+            else "UTF-8 text: save it as 'CSV UTF-8' (or as a workbook)",
         ) from None
     if "\x00" in text:
         raise _fail(name, "is not a text file (it holds binary data)", "a CSV text file")
@@ -613,34 +621,101 @@ def _sniff_delimiter(text: str, default: str) -> str:
     return best if counts[best] > counts[default] else default
 
 
-def _ragged(text: str, sep: str) -> tuple[list[int], int, int]:
-    """Lines whose number of fields differs from the header's.
+# A carriage return that ends no line: pandas and spreadsheets start a new row there.
+_BARE_CR = re.compile(r"\r(?![\r\n])")
 
-    Returns the first few 1-based line numbers, how many such lines there are, and the
-    header's number of fields. Blank lines are skipped, as the CSV reader skips them.
+
+def _line_of(text: str, position: int) -> int:
+    """1-based line number of a character position (lines end at line feeds)."""
+    return text.count("\n", 0, position) + 1
+
+
+def _bare_cr(name: str, line: int) -> DataValidationError:
+    return _fail(
+        name,
+        "a carriage return (CR) stands inside a value that is not in quotes: a spreadsheet "
+        "would split the row there",
+        "each row on one line, and a value that holds a line break in double quotes (or "
+        "without the line break)",
+        [line],
+        1,
+    )
+
+
+def _unsplittable(name: str, exc: Exception, line: int) -> DataValidationError:
+    """A ``csv.Error`` as a message a user can act on."""
+    import csv
+
+    text = str(exc)
+    if "new-line character" in text:
+        return _bare_cr(name, line)
+    if "field larger" in text:
+        return _fail(
+            name,
+            f"a value is longer than {csv.field_size_limit():,} characters (a quote may be "
+            "left open)",
+            "values of ordinary length, each opening quote closed",
+            [line],
+            1,
+        )
+    return _fail(
+        name,
+        f"a line could not be split into fields ({_short(text, 80)})",
+        "a valid CSV file",
+        [line],
+        1,
+    )
+
+
+def _ragged(
+    text: str, sep: str, name: str, *, header: int | None = None, rows: bool = False
+) -> tuple[list[int], int, int]:
+    """Lines below the header whose number of fields differs from the header's.
+
+    Parameters
+    ----------
+    text : str
+        The decoded file.
+    sep : str
+        Its delimiter.
+    name : str
+        The file name, for messages.
+    header : int, optional
+        0-based position of the header row among the file's rows, blank rows included
+        (rows above it, such as titles, are not checked); by default the first row that
+        is not blank.
+    rows : bool, default False
+        Number the lines as spreadsheet rows (a line break inside quotes does not start
+        a new one) instead of lines of text.
+
+    Returns
+    -------
+    tuple
+        The first few 1-based line (or row) numbers, how many such lines there are, and
+        the header's number of fields. Blank lines are skipped, as the CSV reader skips
+        them.
+
+    Raises
+    ------
+    DataValidationError
+        If a carriage return that ends no line stands outside quotes (pandas and
+        spreadsheets would split the row there, shifting values into the wrong columns),
+        or a line cannot be split into fields at all.
     """
+    # Line endings: line feeds (with or without a carriage return before them), or, in a
+    # file without any line feed, bare carriage returns (classic Mac OS), as pandas reads.
+    cr_only = "\r" in text and "\n" not in text
     if '"' in text:
-        import csv
-        from io import StringIO
-
-        # Quotes may hold separators and line breaks: count fields with a CSV parser.
-        reader = csv.reader(StringIO(text), delimiter=sep, skipinitialspace=True)
-        expected, n_bad, line = -1, 0, 1
-        bad: list[int] = []
-        for record in reader:
-            if record and (len(record) > 1 or record[0].strip()):
-                if expected < 0:
-                    expected = len(record)
-                elif len(record) != expected:
-                    n_bad += 1
-                    if len(bad) < 5:
-                        bad.append(line)
-            line = reader.line_num + 1
-        return bad, n_bad, expected
+        return _ragged_quoted(text, sep, name, header=header, rows=rows, cr_only=cr_only)
+    if not cr_only:
+        bare = _BARE_CR.search(text)
+        if bare:
+            raise _bare_cr(name, _line_of(text, bare.start()))
     # No quotes: count separators per line with array operations (fast on large files).
     buf = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if buf.size and buf[-1] != 10:
+    newline = 13 if cr_only else 10
+    ends = np.flatnonzero(buf == newline)
+    if buf.size and buf[-1] != newline:
         ends = np.append(ends, buf.size)
     starts = np.concatenate(([0], ends[:-1] + 1))
     per_line = np.bincount(
@@ -650,11 +725,50 @@ def _ragged(text: str, sep: str) -> tuple[list[int], int, int]:
     cr = (length > 0) & (buf[np.maximum(ends - 1, 0)] == 13)
     blank = (length - cr) == 0
     content = np.flatnonzero(~blank)
-    if content.size == 0:
+    if header is None:
+        if content.size == 0:
+            return [], 0, 0
+        header = int(content[0])
+    if not 0 <= header < ends.size or blank[header]:
         return [], 0, 0
-    expected = int(per_line[content[0]])
-    wrong = content[per_line[content] != expected]
+    below = content[content > header]
+    expected = int(per_line[header])
+    wrong = below[per_line[below] != expected]
     return [int(i) + 1 for i in wrong[:5]], int(wrong.size), expected + 1
+
+
+def _ragged_quoted(
+    text: str, sep: str, name: str, *, header: int | None, rows: bool, cr_only: bool
+) -> tuple[list[int], int, int]:
+    """:func:`_ragged` for a file with quotes, which may hold separators and line breaks."""
+    import csv
+    from io import StringIO
+
+    # Split lines at line feeds only (a carriage return inside quotes is part of the
+    # value, and one outside them is an error the csv module reports); a file without
+    # line feeds is split at its carriage returns.
+    reader = csv.reader(
+        StringIO(text, newline="" if cr_only else "\n"), delimiter=sep, skipinitialspace=True
+    )
+    expected, n_bad, line, record = -1, 0, 1, 0
+    bad: list[int] = []
+    try:
+        for fields in reader:
+            blank = not fields or (len(fields) == 1 and not fields[0].strip())
+            if record == header:
+                expected = -1 if blank else len(fields)
+            elif header is None and expected < 0 and not blank:
+                expected = len(fields)
+            elif expected >= 0 and not blank and len(fields) != expected:
+                n_bad += 1
+                if len(bad) < 5:
+                    bad.append(record + 1 if rows else line)
+            record += 1
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        where = record + 1 if rows else max(reader.line_num, 1)
+        raise _unsplittable(name, exc, where) from None
+    return bad, n_bad, max(expected, 0)
 
 
 def _cell_text(value: Any, decimal: str = ".") -> Any:
@@ -690,7 +804,7 @@ def _read_csv(raw: bytes, name: str, default_sep: str, encoding: str | None) -> 
     if not text.strip():
         raise _fail(name, "the file is empty", "a header row naming the columns, then the data")
     sep = _sniff_delimiter(text, default_sep)
-    bad, n_bad, fields = _ragged(text, sep)
+    bad, n_bad, fields = _ragged(text, sep, name)
     if n_bad:
         raise _fail(
             name,
@@ -700,7 +814,9 @@ def _read_csv(raw: bytes, name: str, default_sep: str, encoding: str | None) -> 
             bad,
             n_bad,
         )
-    header = next(csv.reader(StringIO(text.lstrip("\r\n")), delimiter=sep, skipinitialspace=True))
+    header = next(
+        csv.reader(StringIO(text.lstrip("\r\n"), newline=""), delimiter=sep, skipinitialspace=True)
+    )
     frame = pd.read_csv(
         StringIO(text),
         sep=sep,
@@ -719,32 +835,36 @@ def _read_csv(raw: bytes, name: str, default_sep: str, encoding: str | None) -> 
     return frame
 
 
+# Workbook readers by content: legacy .xls through calamine (pandas deprecates xlrd).
+_ENGINES: dict[str | None, Literal["openpyxl", "calamine"]] = {
+    "xlsx": "openpyxl",
+    "xls": "calamine",
+}
+
+
+_SAVE_AS = "an Excel workbook: open the file in Excel (or LibreOffice) and save it as .xlsx"
+
+
 def _read_excel(path: Path, raw_head: bytes, sheet: str | int, decimal: str) -> pd.DataFrame:
     name = path.name
     content = _kind_by_content(raw_head)
-    save_as = "an Excel workbook: open the file in Excel (or LibreOffice) and save it as .xlsx"
+    save_as = _SAVE_AS
     if content not in ("xlsx", "xls"):
         looks = "text (perhaps a CSV file with an Excel name)" if content is None else content
         raise _fail(name, f"is not an Excel workbook: it looks like {looks}", save_as)
-    # legacy .xls through calamine (pandas deprecates its xlrd engine)
-    engine: Literal["openpyxl", "calamine"] = "openpyxl" if content == "xlsx" else "calamine"
+    engine = _ENGINES[content]
     try:
         raw: pd.DataFrame = pd.read_excel(
             path, sheet_name=sheet, header=None, dtype=object, engine=engine
         )
-    except ImportError:
-        raise _fail(
-            name,
-            "is a legacy Excel 97-2003 workbook (.xls), and the optional reader for it "
-            "(the python-calamine package) is not installed",
-            save_as,
-        ) from None
     except (ValueError, IndexError) as exc:
         if "not found" in str(exc) or (isinstance(exc, IndexError) and isinstance(sheet, int)):
             raise _fail(
                 name, f"has no sheet {_short(repr(sheet))}", "the name or position of a sheet"
             ) from None
         raise _damaged(name, engine, save_as) from None
+    except ImportError:
+        raise  # a broken installation, not a damaged file
     except Exception as exc:  # openpyxl, zipfile and calamine raise their own families
         raise _damaged(name, engine, save_as) from exc
     if raw.shape[0] == 0:
@@ -1127,11 +1247,18 @@ def scan_log(
     DataValidationError
         If the file is missing, of another format, unreadable, or lacks a contract
         column (each missing column listed), or if ``column_map`` names a column that is
-        not in the file.
+        not in the file (a few of them named, with a few of the file's columns).
+    OptionError
+        If ``column_map`` is not a map of names (see :func:`load`).
+
+    Notes
+    -----
+    A CSV file's delimiter (comma, semicolon, tab or ``|``) is taken from its header row,
+    as :func:`read_table` does.
     """
     from .schema import COLUMNS
 
-    cmap = dict(column_map or {})
+    cmap = check_column_map(column_map) if column_map is not None else {}
     p = Path(path)
     source = p.name
     if not p.is_file():
@@ -1145,7 +1272,9 @@ def scan_log(
         rel, has_row = f"read_parquet({esc}, file_row_number = true)", True
     elif kind == "csv":
         nulls = ", ".join(_sql_text(v) for v in NA_VALUES if v)
-        delim = "\\t" if suffix == ".tsv" else ","
+        # the delimiter of the header row, as the table reader takes it (, ; tab |)
+        sep = _sniff_delimiter(_head_text(p), "\t" if suffix == ".tsv" else ",")
+        delim = "\\t" if sep == "\t" else sep  # DuckDB's escape for a tab
         rel = (
             f"read_csv({esc}, all_varchar = true, header = true, delim = {_sql_text(delim)}, "
             f"nullstr = [{nulls}])"
@@ -1182,18 +1311,22 @@ def scan_log(
     types = {str(r[0]): str(r[1]) for r in described}
     missing = [k for k in cmap if k not in types]
     if missing:
-        raise DataValidationError(
-            [
-                Problem(
-                    source,
-                    k,
-                    (),
-                    0,
-                    "column named in the column map is not in the file",
-                    "one of the file's columns: " + ", ".join(sorted(types)),
-                )
-                for k in missing
-            ]
+        # bounded as load() words it: a few names, never a data row shown as the header
+        columns = list(types)
+        known = _contract_names() | frozenset(cmap)
+        if _header_is_plausible(columns, known):
+            expected = "names from the file's header row: " + _names(columns)
+        else:
+            expected = (
+                "a header row naming the columns; the first row of this file does not look "
+                "like a header (none of its cells is a column of the data contract or of the "
+                "column map)"
+            )
+        raise _fail(
+            source,
+            f"{len(missing):,} column(s) named in the column map are not in the file "
+            f"({_names(missing, 5)})",
+            expected,
         )
     inverse = {v: k for k, v in cmap.items()}
     spec = COLUMNS["contacts"]
@@ -1214,6 +1347,124 @@ def scan_log(
             ]
         )
     return LogScan(rel, kind, source, has_row, raw, types)
+
+
+def scan_export_log(
+    con: Any,
+    path: str | os.PathLike[str],
+    *,
+    header_row: int | None = None,
+    expected: Sequence[str] = (),
+) -> tuple[LogScan, int]:
+    """Open an export's CSV or Parquet contacts log as a DuckDB relation, below its title rows.
+
+    The large-log counterpart of :func:`read_sheet`: only the top rows of a CSV file are
+    read here, to find the header (see :func:`cis_eval.data.mapping.find_header_row`);
+    DuckDB streams the body. Columns keep the export's own names and every cell is text.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection that will query the log.
+    path : str or path-like
+        A ``.csv``/``.txt``/``.tsv`` or ``.parquet``/``.pq`` file.
+    header_row : int, optional
+        Spreadsheet row (1-based) of the column names; found by default.
+    expected : sequence of str
+        Column names the header should contain, to find it among title rows.
+
+    Returns
+    -------
+    scan : LogScan
+        ``columns`` maps each of the file's columns to itself; ``has_row`` is false.
+    header_row : int
+        Spreadsheet row of the column names (1 for Parquet).
+
+    Raises
+    ------
+    DataValidationError
+        If the file is missing, of another format or unreadable.
+    """
+    import csv
+    import itertools
+
+    from .data.mapping import HEADER_SEARCH_ROWS, find_header_row
+
+    p = Path(path)
+    source = p.name
+    if not p.is_file():
+        raise DataValidationError(
+            [Problem(source, None, (), 0, "file not found", "an existing file")]
+        )
+    suffix = p.suffix.lower()
+    kind = _LOG_KINDS.get(suffix)
+    esc = _sql_text(str(p))
+    head = 0
+    if kind == "parquet":
+        rel = f"read_parquet({esc})"
+    elif kind == "csv":
+        delim = "\t" if suffix == ".tsv" else ","
+        try:
+            with p.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                grid = [
+                    [c.strip() or None for c in row]
+                    for row in itertools.islice(reader, max(HEADER_SEARCH_ROWS, header_row or 0))
+                ]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataValidationError(
+                [Problem(source, None, (), 0, f"unreadable ({type(exc).__name__})", "a CSV file")]
+            ) from exc
+        if header_row is not None:
+            head = header_row - 1
+        elif grid:
+            head = find_header_row(grid, expected)[0]
+        # Lines above the header, as the csv module counts them (blank lines included).
+        nulls = ", ".join(_sql_text(v) for v in NA_VALUES if v)
+        rel = (
+            f"read_csv({esc}, all_varchar = true, header = true, delim = {_sql_text(delim)}, "
+            f"skip = {head}, nullstr = [{nulls}], quote = '\"', escape = '\"')"
+        )
+    else:
+        raise DataValidationError(
+            [
+                Problem(
+                    source,
+                    None,
+                    (),
+                    0,
+                    f"cannot read '{suffix}' files directly",
+                    "a .csv or .parquet file",
+                )
+            ]
+        )
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except Exception as exc:  # duckdb raises its own error family for unreadable files
+        raise DataValidationError(
+            [
+                Problem(
+                    source,
+                    None,
+                    (),
+                    0,
+                    f"could not be read ({type(exc).__name__})",
+                    f"a readable {kind} file",
+                )
+            ]
+        ) from exc
+    types = {str(r[0]): str(r[1]) for r in described}
+    return LogScan(rel, kind, source, False, {c: c for c in types}, types), head + 1
+
+
+def _head_text(path: Path, size: int = 1 << 20) -> str:
+    """The first ``size`` bytes of a text file as text (undecodable bytes replaced)."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(size)
+    except OSError:
+        return ""
+    return raw.decode("utf-8-sig", errors="replace")
 
 
 def file_size(path: str | os.PathLike[str]) -> int:
@@ -1365,7 +1616,18 @@ def _grid_text(value: Any) -> str | None:
 
 
 def _excel_engine(path: Path) -> Literal["openpyxl", "calamine"]:
-    """The reader engine: openpyxl for .xlsx workbooks, calamine for legacy .xls ones."""
+    """The reader engine of a workbook, chosen by its content as :func:`read_table` does.
+
+    openpyxl for .xlsx/.xlsm workbooks, calamine (a dependency) for legacy .xls ones; a
+    file whose content is neither goes to the engine of its extension, which reports it.
+    """
+    try:
+        with path.open("rb") as fh:
+            content = _kind_by_content(fh.read(8))
+    except OSError:
+        content = None
+    if content in _ENGINES:
+        return _ENGINES[content]
     return "calamine" if path.suffix.lower() == ".xls" else "openpyxl"
 
 
@@ -1375,7 +1637,8 @@ def sheet_names(path: str | os.PathLike[str]) -> list[str]:
     Raises
     ------
     DataValidationError
-        If the file does not exist or cannot be read.
+        If the file does not exist, is not a workbook whatever its name, or is damaged,
+        truncated or password-protected.
     """
     p = Path(path)
     if not p.is_file():
@@ -1384,19 +1647,34 @@ def sheet_names(path: str | os.PathLike[str]) -> list[str]:
         )
     if READERS.get(p.suffix.lower()) != "excel":
         return []
-    import zipfile
-
     try:
-        with pd.ExcelFile(p, engine=_excel_engine(p)) as book:
+        with p.open("rb") as fh:
+            content = _kind_by_content(fh.read(8))
+    except OSError as exc:
+        raise _fail(
+            p.name,
+            f"could not be opened ({_short(exc.strerror or type(exc).__name__)})",
+            "a readable file",
+        ) from None
+    if content not in ("xlsx", "xls"):
+        looks = "text (perhaps a CSV file with an Excel name)" if content is None else content
+        raise _fail(p.name, f"is not an Excel workbook: it looks like {looks}", _SAVE_AS)
+    engine = _ENGINES[content]
+    try:
+        with pd.ExcelFile(p, engine=engine) as book:
             return [str(s) for s in book.sheet_names]
-    except (ValueError, OSError, KeyError, ImportError, zipfile.BadZipFile) as exc:
-        raise DataValidationError(
-            [
-                Problem(
-                    p.name, None, (), 0, f"could not be read ({type(exc).__name__})", "a workbook"
-                )
-            ]
-        ) from exc
+    except ImportError:
+        raise  # a broken installation, not a damaged file
+    except Exception as exc:  # openpyxl, zipfile and calamine raise their own families
+        raise _damaged(p.name, engine, _SAVE_AS) from exc
+
+
+def _row_gaps(index: pd.Index, header_row: int) -> tuple[tuple[int, int], ...]:
+    """Runs of spreadsheet rows missing from ``index`` between the header and its last row."""
+    rows = np.concatenate(([header_row], np.asarray(index, dtype=np.int64)))
+    step = np.diff(rows)
+    at = np.flatnonzero(step > 1)
+    return tuple((int(rows[i]) + 1, int(step[i]) - 1) for i in at)
 
 
 def read_sheet(
@@ -1425,17 +1703,20 @@ def read_sheet(
     pandas.DataFrame
         Cells as text (empty cells as NA); blank rows dropped; the index is each row's
         spreadsheet row number. ``attrs``: ``source`` (file name), ``sheet``,
-        ``header_row``, ``header_how`` and ``skipped`` (the rows above the header).
+        ``header_row``, ``header_how``, ``skipped`` (the rows above the header) and
+        ``row_gaps`` (the blank rows dropped below it, as ``(first row, how many)``).
 
     Raises
     ------
     DataValidationError
         If the file or sheet does not exist (the message lists the sheets) or cannot be
-        read.
+        read, a CSV file is not UTF-8 (or UTF-16/32 with a byte-order mark), or a CSV row
+        below the header has more or fewer cells than the header (the rows are named).
     """
     import zipfile
 
     from .data.mapping import HEADER_SEARCH_ROWS, describe_skipped, find_header_row
+    from .data.validate import ROW_GAPS
 
     p = Path(path)
     name = p.name
@@ -1451,6 +1732,7 @@ def read_sheet(
     sheet_name: str | None = None
     # CSV: only the top rows are parsed here, to find the header; pandas reads the body.
     top_rows = max(HEADER_SEARCH_ROWS, header_row or 0)
+    text = ""
     try:
         if kind == "excel":
             names = sheet_names(p)
@@ -1458,26 +1740,42 @@ def read_sheet(
                 import difflib
 
                 near = difflib.get_close_matches(sheet, names, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
+                hint = f"; did you mean {_short(repr(near[0]))}?" if near else ""
                 raise fail(
-                    f"no sheet named {sheet!r}{hint}", "one of the sheets: " + ", ".join(names)
+                    f"no sheet named {_short(repr(sheet))}{hint}",
+                    "one of the sheets: " + _names(names),
                 )
             if isinstance(sheet, int) and not 0 <= sheet < len(names):
                 raise fail(f"no sheet number {sheet}", f"0 to {len(names) - 1}")
             sheet_name = sheet if isinstance(sheet, str) else names[sheet or 0]
-            raw = pd.read_excel(
-                p, sheet_name=sheet_name, header=None, dtype=object, engine=_excel_engine(p)
-            )
+            engine = _excel_engine(p)
+            try:
+                raw = pd.read_excel(
+                    p, sheet_name=sheet_name, header=None, dtype=object, engine=engine
+                )
+            except ImportError:
+                raise  # a broken installation, not a damaged file
+            except Exception as exc:  # openpyxl, zipfile and calamine raise their own families
+                raise _damaged(name, engine, _SAVE_AS) from exc
             grid = [[_grid_text(v) for v in row] for row in raw.itertuples(index=False)]
         elif kind in ("csv", "tsv"):
             import csv
             import itertools
+            from io import StringIO
 
-            with p.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh, delimiter="\t" if kind == "tsv" else ",")
+            # the main reader's decoding: UTF-8, or UTF-16/32 recognised by their marks
+            text = _decode(p.read_bytes(), name, None, declare=False)
+            if not text.strip():
+                raise fail("the file is empty", "a header row naming the columns, then the data")
+            reader = csv.reader(
+                StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ","
+            )
+            try:
                 grid = [
                     [c.strip() or None for c in row] for row in itertools.islice(reader, top_rows)
                 ]
+            except csv.Error as exc:
+                raise _unsplittable(name, exc, reader.line_num) from None
         else:
             table = read_table(p)
             columns: list[str | None] = [str(c) for c in table.columns]
@@ -1513,14 +1811,33 @@ def read_sheet(
     na = set(NA_VALUES)
     if kind in ("csv", "tsv"):
         import warnings
+        from io import StringIO
 
+        sep = "\t" if kind == "tsv" else ","
+        # rows below the header as wide as it, or an error naming them (pandas would pad a
+        # short row and drop the cells of a long one without a word)
+        bad, n_bad, fields = _ragged(text, sep, name, header=head, rows=True)
+        if n_bad:
+            raise DataValidationError(
+                [
+                    Problem(
+                        name,
+                        None,
+                        tuple(bad),
+                        n_bad,
+                        f"{n_bad:,} row(s) have a different number of cells than the header row",
+                        f"{fields} cells on every row, as in the header (row {head + 1}); a "
+                        f"{sep!r} inside a value must be quoted",
+                    )
+                ]
+            )
         try:
             # pandas only warns, and drops cells, when a row is wider than the header
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
                 body = pd.read_csv(
-                    p,
-                    sep="\t" if kind == "tsv" else ",",
+                    StringIO(text),
+                    sep=sep,
                     header=None,
                     names=labels,
                     index_col=False,
@@ -1529,7 +1846,6 @@ def read_sheet(
                     keep_default_na=False,
                     na_values=NA_VALUES,
                     skip_blank_lines=False,
-                    encoding="utf-8-sig",
                 )
         except (ValueError, UnicodeDecodeError, pd.errors.ParserWarning) as exc:
             raise fail(
@@ -1557,6 +1873,7 @@ def read_sheet(
             "source": name,
             "sheet": sheet_name,
             "header_row": head + 1,
+            ROW_GAPS: _row_gaps(frame.index, head + 1),
             "header_how": how,
             "skipped": describe_skipped(grid, head) if head else "",
         }
@@ -1591,7 +1908,12 @@ def read_mapping(path: str | os.PathLike[str]) -> Any:
     return parse_mapping(data, source=p.name)
 
 
-def load_export(mapping: str | os.PathLike[str], *, shipped_wordings: bool | None = None) -> Any:
+def load_export(
+    mapping: str | os.PathLike[str],
+    *,
+    shipped_wordings: bool | None = None,
+    log_on_disk: bool = False,
+) -> Any:
     r"""Read an affiliate's export through its mapping file.
 
     Each table the mapping file describes is read from its file and sheet (title rows
@@ -1606,6 +1928,10 @@ def load_export(mapping: str | os.PathLike[str], *, shipped_wordings: bool | Non
         with ``cis-eval map --init EXPORT``.
     shipped_wordings : bool, optional
         Override the mapping file's ``shipped_wordings`` setting.
+    log_on_disk : bool, default False
+        Leave a contacts log kept as CSV or Parquet on disk: it is returned as
+        ``.contacts_log``, which :func:`cis_eval.fidelity` renames, recodes and checks in
+        DuckDB (for logs of millions of contacts; same results as reading it here).
 
     Returns
     -------
@@ -1634,7 +1960,7 @@ def load_export(mapping: str | os.PathLike[str], *, shipped_wordings: bool | Non
     """
     from dataclasses import replace
 
-    from .data.mapping import LoadedExport, apply_mapping, school_warnings
+    from .data.mapping import LoadedExport, MappedLog, apply_mapping, school_warnings
 
     p = Path(mapping)
     spec = read_mapping(p)
@@ -1642,7 +1968,11 @@ def load_export(mapping: str | os.PathLike[str], *, shipped_wordings: bool | Non
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     notes: list[str] = []
+    on_disk = None
     for name, tm in spec.tables.items():
+        if log_on_disk and name == "contacts" and Path(tm.file).suffix.lower() in _LOG_KINDS:
+            on_disk = MappedLog(str(p.parent / tm.file), tm, shipped)
+            continue
         try:
             raw = read_sheet(
                 p.parent / tm.file,
@@ -1661,7 +1991,7 @@ def load_export(mapping: str | os.PathLike[str], *, shipped_wordings: bool | Non
     errors = [q for q in problems if q.severity == "error"]
     if errors:
         raise DataValidationError(errors)
-    return LoadedExport(tables, tuple(notes), tuple(school_warnings(tables)), spec)
+    return LoadedExport(tables, tuple(notes), tuple(school_warnings(tables)), spec, on_disk)
 
 
 def write_new_text(path: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:

@@ -307,3 +307,25 @@ class ImpactSpec:
             f"block={self.block!r}, estimand={self.estimand}, se={self.se_type}"
             f"{', lin' if self.lin else ''}, alpha={self.alpha:g}{ri})"
         )
+
+
+class SpecViews:
+    """Read-only views of a result's standard errors and level, from its :class:`ImpactSpec`.
+
+    A mixin for the frozen result classes of the impact verbs, so each reads them from the
+    one specification that produced it. (The estimand is not here: a complier effect's
+    estimand is not the specification's intent-to-treat estimand.)
+    """
+
+    __slots__ = ()
+    spec: ImpactSpec
+
+    @property
+    def se_type(self) -> str:
+        """Standard-error type."""
+        return self.spec.se_type
+
+    @property
+    def alpha(self) -> float:
+        """Significance level of the confidence intervals."""
+        return self.spec.alpha

@@ -34,6 +34,11 @@ TABLES = ("students", "contacts", "coordinators")
 # when the value is a pasted file.
 _SHOWN = 40
 
+# A message longer than this is cut: a huge column map or a file full of problems must not
+# flood the terminal (each problem is already one line; the count of the rest is kept).
+MAX_LINES = 25
+MAX_LINE_CHARS = 300
+
 
 class UsageError(OptionError):
     """Bad command-line usage (a missing table, options that do not fit together)."""
@@ -42,6 +47,42 @@ class UsageError(OptionError):
 def shown(text: str) -> str:
     """``text`` quoted and cut to a readable length, for messages."""
     return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
+
+
+def bounded(message: str, max_lines: int = MAX_LINES) -> str:
+    r"""``message`` made safe for a terminal and cut to a readable size.
+
+    Messages quote names from the user's files and arguments (schools, columns, sheets,
+    file names), so every line goes through
+    :func:`cis_eval.present.safety.escape_markup`: raw HTML is written as text and control
+    characters (terminal escape sequences, carriage returns) become spaces. At most
+    ``max_lines`` lines of at most :data:`MAX_LINE_CHARS` characters are kept, with a
+    count of the lines left out.
+
+    Examples
+    --------
+    >>> bounded("school <b>A</b>\x1b[2J")
+    'school &lt;b>A&lt;/b> [2J'
+    """
+    lines = message.splitlines() or [""]
+    cut = [one_line(line) for line in lines[:max_lines]]
+    if len(lines) > max_lines:
+        cut.append(f"  ... and {len(lines) - max_lines} more line(s)")
+    return "\n".join(cut)
+
+
+def one_line(text: object) -> str:
+    """``text`` escaped as :func:`bounded` does, on one line of at most MAX_LINE_CHARS."""
+    # imported here: the safety helpers load pandas, which --help must not wait for
+    from ..present.safety import escape_markup
+
+    safe = escape_markup(str(text))  # line breaks and other control characters: spaces
+    return safe if len(safe) <= MAX_LINE_CHARS else safe[: MAX_LINE_CHARS - 3] + "..."
+
+
+def say(prefix: str, message: object, *, file: Any = None) -> None:
+    """Print ``prefix: message`` to stderr (or ``file``), made safe and bounded by :func:`bounded`."""
+    print(f"{prefix}: {bounded(str(message))}", file=file or sys.stderr)
 
 
 # ----------------------------------------------------------------------------- option types
@@ -345,11 +386,23 @@ def read_tables(args: argparse.Namespace) -> dict[str, pd.DataFrame | None]:
             raise UsageError(
                 f"--mapping names each table's file itself; leave out {', '.join(given)}"
             )
+        # the mapping's tables are read as they are (UTF-8 text, '.' decimals): a number
+        # format given beside it would be ignored without a word
+        formats = [
+            flag
+            for flag, default in (("decimal", "."), ("thousands", None), ("encoding", None))
+            if getattr(args, flag, default) != default
+        ]
+        if formats:
+            raise UsageError(
+                "--mapping reads each table as its mapping file says (text files as UTF-8, "
+                f"numbers with '.' decimals); leave out --{', --'.join(formats)}"
+            )
         export = load_export(mapping)
         for note in export.notes:
-            print(f"note: {note}", file=sys.stderr)
+            say("note", note)
         for problem in export.warnings:
-            print(f"warning: {problem}", file=sys.stderr)
+            say("warning", problem)
         # a program roster goes where the students table goes
         return {
             "students": export.students,
@@ -438,9 +491,9 @@ def load_validated(
 
 
 def print_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
-    """Print recorded warnings to stderr, one line each."""
+    """Print recorded warnings to stderr, each made safe and bounded by :func:`bounded`."""
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        say("warning", w.message)
 
 
 def write_formats(folder: Path, name: str, table: Any) -> None:

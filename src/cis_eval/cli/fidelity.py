@@ -14,8 +14,10 @@ from ._common import (
     OutputFile,
     UsageError,
     add_mapping_arg,
+    add_number_format_args,
     add_school_year,
     column_map,
+    contract_of,
     iso_date,
     load_validated,
     output_folder,
@@ -70,6 +72,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="JSON or TOML file mapping your export's column names to the contract's, by table",
     )
+    add_number_format_args(p)
     add_mapping_arg(p)
     p.add_argument(
         "--targets",
@@ -141,6 +144,40 @@ def _read_targets(path: str | None) -> dict[str, Any] | None:
     return data
 
 
+def _mapped_log_size(mapping: str) -> int:
+    """Size of the CSV or Parquet contacts log a mapping file names (0 for other kinds)."""
+    from ..io import _LOG_KINDS, file_size, read_mapping
+
+    spec = read_mapping(mapping).tables.get("contacts")
+    if spec is None or Path(spec.file).suffix.lower() not in _LOG_KINDS:
+        return 0
+    return file_size(Path(mapping).parent / spec.file)
+
+
+def _load_mapped_big(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Roster and coordinators through the mapping, validated; the log left on disk."""
+    from ..data.validate import validate
+    from ..io import load_export
+
+    export = load_export(args.mapping, log_on_disk=True)
+    for note in export.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for problem in export.warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    students, staff = export.students, export.coordinators
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = validate(
+            students,
+            None,
+            staff,
+            contract=contract_of({"students": students}),
+            school_year=args.school_year,
+        )
+    print_warnings(caught)
+    return report, export.contacts_log
+
+
 def run(args: argparse.Namespace) -> int:
     """Measure implementation fidelity from a service log and write a privacy-safe report."""
     from tqdm import tqdm
@@ -157,8 +194,15 @@ def run(args: argparse.Namespace) -> int:
         and contacts_path.is_file()
         and contacts_path.suffix.lower() in (".parquet", ".pq", ".csv", ".tsv", ".txt")
         and contacts_path.stat().st_size > BIG_LOG_BYTES
+        # DuckDB reads UTF-8 with '.' decimals: a declared number format or encoding is
+        # read by the table reader, which honours it
+        and (args.decimal, args.thousands, args.encoding) == (".", None, None)
     )
-    show = sys.stderr.isatty() and contacts_path.is_file() and contacts_path.stat().st_size > 5e6
+    # A mapped log as large is renamed and recoded by DuckDB, never loaded into pandas.
+    big_mapped = bool(args.mapping) and _mapped_log_size(args.mapping) > BIG_LOG_BYTES
+    show = sys.stderr.isatty() and (
+        big_mapped or (contacts_path.is_file() and contacts_path.stat().st_size > 5e6)
+    )
     bar = tqdm(total=3, desc="cis-eval fidelity", file=sys.stderr, leave=False, disable=not show)
     try:
         targets = published_targets()
@@ -166,12 +210,16 @@ def run(args: argparse.Namespace) -> int:
         if user:
             targets = targets.with_user(user, source=Path(args.targets).name)
         bar.set_postfix_str("reading and checking the files")
-        if big:
+        contacts: Any
+        if big_mapped:
+            report, contacts = _load_mapped_big(args)
+            cmap = None
+        elif big:
             # Huge logs: pandas validates the roster; DuckDB reads and checks the log.
             report = load_validated(
                 argparse.Namespace(**{**vars(args), "contacts": None}), contract="fidelity"
             )
-            contacts: Any = contacts_path
+            contacts = contacts_path
             cmap = column_map(args.column_map).get("contacts")
         else:
             report = load_validated(args, need_contacts=True, contract="fidelity")

@@ -36,9 +36,25 @@ from . import (
     simulate,
     validate,
 )
-from ._common import EXIT_INTERNAL, EXIT_USAGE
+from ._common import (
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    MAX_LINE_CHARS,
+    MAX_LINES,
+    bounded,
+    one_line,
+    say,
+)
 
-__all__ = ["COMMANDS", "build_parser", "command_parsers", "main"]
+__all__ = [
+    "COMMANDS",
+    "MAX_LINES",
+    "MAX_LINE_CHARS",
+    "bounded",
+    "build_parser",
+    "command_parsers",
+    "main",
+]
 
 COMMANDS: tuple[ModuleType, ...] = (
     demo,
@@ -54,20 +70,17 @@ COMMANDS: tuple[ModuleType, ...] = (
 )
 """The subcommands, in the order of a study: simulate, check, assign, estimate, plan."""
 
-# A message longer than this is cut: a huge column map or a file full of problems must not
-# flood the terminal (each problem is already one line; the count of the rest is kept).
-MAX_LINES = 25
-MAX_LINE_CHARS = 300
+# Messages are cut to MAX_LINES lines of MAX_LINE_CHARS characters and escaped for the
+# terminal (see _common.bounded): a huge column map or a file full of problems must not
+# flood it, and a school named '<script>' or holding an escape sequence must not act.
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with the command line's error format: one line, ``error: ...``, exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        """Print the usage error as one bounded line and exit with status 2."""
-        line = " ".join(message.split())
-        if len(line) > MAX_LINE_CHARS:
-            line = line[: MAX_LINE_CHARS - 3] + "..."
+        """Print the usage error as one bounded, escaped line and exit with status 2."""
+        line = one_line(" ".join(message.split()))
         self.exit(EXIT_USAGE, f"error: {line} (see {self.prog} --help)\n")
 
 
@@ -128,18 +141,6 @@ def command_parsers(parser: argparse.ArgumentParser | None = None) -> dict[str, 
     return {name: p.configured() for name, p in sub.choices.items()}
 
 
-def bounded(message: str) -> str:
-    """``message`` cut to :data:`MAX_LINES` lines of at most :data:`MAX_LINE_CHARS` characters."""
-    lines = message.splitlines() or [""]
-    cut = [
-        line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..."
-        for line in lines[:MAX_LINES]
-    ]
-    if len(lines) > MAX_LINES:
-        cut.append(f"  ... and {len(lines) - MAX_LINES} more line(s)")
-    return "\n".join(cut)
-
-
 def _os_message(exc: OSError) -> str:
     """An operating-system error as a user message naming the path."""
     reason = exc.strerror or type(exc).__name__
@@ -184,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _parse_and_run(given)
     except CisEvalError as exc:
-        print(f"error: {bounded(str(exc))}", file=sys.stderr)
+        say("error", exc)
         return EXIT_USAGE
     except OSError as exc:
         # a file that cannot be read or written (permissions, a full disk, a folder where
         # a file was expected) is the user's environment, not a bug
-        print(f"error: {bounded(_os_message(exc))}", file=sys.stderr)
+        say("error", _os_message(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ._common import EXIT_OK, OutputFile
+from ._common import EXIT_OK, OutputFile, one_line
 
 NAME = "map"
 HELP = "draft (--init) or check (--check) the mapping file that reads your export"
@@ -81,11 +81,13 @@ def _init(exports: list[Path], out: Path, *, force: bool) -> int:
             f"  {table or 'not recognised'}: {where} (column names in row {f.attrs['header_row']})"
         )
     unknown = text.count("NOT KNOWN")
-    print(f"Wrote {out}, a draft mapping for:")
-    print("\n".join(found))
+    # file and sheet names are the user's: printed escaped and bounded, like messages
+    shown = one_line(out)
+    print(f"Wrote {shown}, a draft mapping for:")
+    print("\n".join(one_line(line) for line in found))
     if unknown:
         print(f"{unknown} wording(s) are marked NOT KNOWN: choose a value for each.")
-    print(f"Check every section, then run: cis-eval map --check {out}")
+    print(f"Check every section, then run: cis-eval map --check {shown}")
     return EXIT_OK
 
 

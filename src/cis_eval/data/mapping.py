@@ -37,7 +37,7 @@ import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, get_args
@@ -53,11 +53,15 @@ __all__ = [
     "MAPPED_TABLES",
     "ExportMapping",
     "LoadedExport",
+    "MappedLog",
     "TableMapping",
     "apply_mapping",
     "draft_mapping",
     "find_header_row",
+    "mapped_columns",
+    "needs_recoding",
     "parse_mapping",
+    "recode_distinct",
     "shipped_wordings",
 ]
 
@@ -200,12 +204,16 @@ class LoadedExport:
         another one: a likely typo).
     mapping : ExportMapping
         The mapping that was applied.
+    contacts_log : MappedLog or None
+        The contacts log left on disk (``load_export(..., log_on_disk=True)``), for
+        :func:`cis_eval.fidelity` to read through DuckDB; ``tables`` then has no contacts.
     """
 
     tables: dict[str, pd.DataFrame] = field(repr=False)
     notes: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
     mapping: ExportMapping | None = field(default=None, repr=False)
+    contacts_log: MappedLog | None = field(default=None, repr=False)
 
     def _get(self, name: str) -> pd.DataFrame | None:
         frame = self.tables.get(name)
@@ -242,6 +250,33 @@ class LoadedExport:
         lines += [f"  - warning: {w}" for w in self.warnings]
         # Notes quote wordings from the user's export; printed, they carry no live HTML.
         return "\n".join(escape_markup(line) for line in lines)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedLog:
+    """A contacts log left on disk, read through its mapping by DuckDB.
+
+    :func:`cis_eval.load_export` returns one (as ``LoadedExport.contacts_log``) when asked
+    to leave a large CSV or Parquet log on disk; :func:`cis_eval.fidelity` accepts it as
+    ``contacts`` and renames, recodes and checks the log in SQL, with the same results as
+    the log read into pandas and validated.
+
+    Attributes
+    ----------
+    path : str
+        The log file (CSV or Parquet).
+    spec : TableMapping
+        The ``[contacts]`` section of the mapping file.
+    shipped : bool
+        Whether the shipped common wordings are used besides the mapping's own.
+    """
+
+    path: str
+    spec: TableMapping
+    shipped: bool = True
+
+    def __repr__(self) -> str:
+        return f"MappedLog({self.spec.file})"
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -569,8 +604,17 @@ class _Where:
         return f"{self.table} ({self.file}{sheet})"
 
 
-def _rows_of(index: pd.Index, mask: Any) -> tuple[tuple[int, ...], int]:
+def _rows_of(
+    index: pd.Index, mask: Any, weights: np.ndarray | None = None
+) -> tuple[tuple[int, ...], int]:
+    """The first rows of ``index`` under ``mask``, and how many rows (or their weight).
+
+    With ``weights``, ``index`` holds distinct values, not rows: all of them are returned,
+    for the caller to find the rows that hold them.
+    """
     hit = index[mask]
+    if weights is not None:
+        return tuple(int(r) for r in hit), int(np.asarray(weights)[np.asarray(mask)].sum())
     return tuple(int(r) for r in hit[:MAX_ROWS_SHOWN]), len(hit)
 
 
@@ -615,7 +659,12 @@ def _from_codes(codes: np.ndarray, values: Sequence[str | None], index: pd.Index
 
 
 def _recode_dates(
-    s: pd.Series, fmt: DateFormat, where: _Where, column: str, problems: list[Problem]
+    s: pd.Series,
+    fmt: DateFormat,
+    where: _Where,
+    column: str,
+    problems: list[Problem],
+    weights: np.ndarray | None = None,
 ) -> pd.Series:
     codes, uniques = _by_value(s)
     parsed = [_parse_date(v, fmt) for v in uniques]
@@ -653,7 +702,7 @@ def _recode_dates(
         if not bad:
             continue
         mask = np.isin(codes, bad)
-        rows, n = _rows_of(s.index, mask)
+        rows, n = _rows_of(s.index, mask, weights)
         example = sorted(uniques[i] for i in bad)[:2]
         problems.append(
             Problem(
@@ -695,8 +744,13 @@ def _recode_values(
     where: _Where,
     column: str,
     problems: list[Problem],
+    weights: np.ndarray | None = None,
 ) -> pd.Series:
-    """Recode one column: the user's wordings, the shipped ones, then the column's kind."""
+    """Recode one column: the user's wordings, the shipped ones, then the column's kind.
+
+    ``weights`` (one per row of ``s``) count each row as that many rows: ``s`` then holds
+    a log's distinct values, and messages count the log's rows.
+    """
     grade = col.name == "grade"
     share = col.kind == "float" and col.maximum == 1
     if not user and words is None and not grade and not share:
@@ -721,12 +775,16 @@ def _recode_values(
         else:
             values.append(_percent(v) if share else v)
     if unknown:
-        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        counts = np.bincount(
+            codes[codes >= 0],
+            weights=None if weights is None else np.asarray(weights)[codes >= 0],
+            minlength=len(uniques),
+        )
         vocab = {**(words or {}), **user_keys}
         allowed = _allowed_codes(col)
         for i in sorted(unknown, key=lambda u: -counts[u]):
             v = uniques[i]
-            rows, n = _rows_of(s.index, codes == i)
+            rows, n = _rows_of(s.index, codes == i, weights)
             near = difflib.get_close_matches(wording_key(v), list(vocab), n=6, cutoff=0.6)
             # one suggestion per contract value: two wordings of one code say the same
             near = list({vocab[w]: w for w in reversed(near)}.values())[::-1][:2]
@@ -754,6 +812,130 @@ def _recode_values(
                 )
             )
     return _from_codes(codes, values, s.index)
+
+
+def _recode_column(
+    s: pd.Series,
+    spec: TableMapping,
+    theirs: str,
+    ours: str,
+    words_all: Mapping[str, Mapping[str, str]],
+    where: _Where,
+    problems: list[Problem],
+    weights: np.ndarray | None = None,
+) -> pd.Series:
+    """One column's cells (trimmed text, empty as NA) recoded to the contract's values."""
+    col = COLUMNS[spec.table][ours]
+    label = f"{theirs} ({ours})" if theirs != ours else ours
+    user = spec.values.get(ours, {})
+    if col.kind == "date":
+        if user:
+            s = s.map(lambda v, u=user: u.get(v, v) if isinstance(v, str) else v)
+        return _recode_dates(s, spec.dates, where, label, problems, weights)
+    vocab: Mapping[str, str] | None = None
+    if ours in _VOCABULARY:
+        vocab = dict(words_all.get(_VOCABULARY[ours], {}))
+        vocab.update({wording_key(c): c for c in _allowed_codes(col)})
+    elif col.kind == "binary":
+        vocab = dict(words_all.get("binary", {}))
+        vocab.update({"0": "0", "1": "1"})
+    return _recode_values(s, col, user, vocab, where, label, problems, weights)
+
+
+def needs_recoding(spec: TableMapping, ours: str) -> bool:
+    """Whether a column's cells can change when recoded (not identifiers or plain numbers)."""
+    col = COLUMNS[spec.table][ours]
+    return bool(
+        spec.values.get(ours)
+        or col.kind in ("date", "binary")
+        or ours in _VOCABULARY
+        or ours == "grade"
+        or (col.kind == "float" and col.maximum == 1)
+    )
+
+
+def mapped_columns(
+    columns: Sequence[str], spec: TableMapping, source: str
+) -> tuple[dict[str, str], list[Problem], list[str]]:
+    """Which of a file's columns is which contract column, as :func:`apply_mapping` decides.
+
+    Returns the contract column -> the file's column, the problems (columns named in the
+    mapping but not in the file) and the notes (columns left out).
+    """
+    contract = COLUMNS[spec.table]
+    problems = [
+        Problem(
+            source,
+            c,
+            (),
+            0,
+            "column named in the mapping file is not in the header row"
+            + _suggest(c, map(str, columns)),
+            "one of the sheet's columns: " + ", ".join(map(_shown, columns)),
+        )
+        for c in spec.columns
+        if c not in columns
+    ]
+    renames = {k: v for k, v in spec.columns.items() if v and k in columns}
+    keep = {c: c for c in columns if c in contract and c not in renames.values()}
+    keep.update(renames)
+    left_out = [c for c in columns if c not in keep]
+    notes = (
+        [
+            f"{source}: left out {len(left_out)} column(s) the mapping does not use: "
+            + ", ".join(map(_shown, left_out))
+        ]
+        if left_out
+        else []
+    )
+    return {ours: theirs for theirs, ours in keep.items()}, problems, notes
+
+
+def recode_distinct(
+    values: Sequence[str],
+    counts: Sequence[int],
+    spec: TableMapping,
+    theirs: str,
+    ours: str,
+    source: str,
+    *,
+    shipped: bool = True,
+) -> tuple[list[str | None], list[tuple[Problem, list[str]]]]:
+    """Recode a large log's distinct values of one column, as :func:`apply_mapping` would.
+
+    Parameters
+    ----------
+    values : sequence of str
+        The column's distinct non-empty cells, trimmed.
+    counts : sequence of int
+        How many rows hold each value (messages count rows).
+    spec : TableMapping
+        The table's mapping.
+    theirs, ours : str
+        The file's column name and the contract's.
+    source : str
+        The table, file and sheet, for messages.
+    shipped : bool, default True
+        Use the shipped common wordings besides the mapping's own.
+
+    Returns
+    -------
+    recoded : list of str or None
+        The contract's value of each distinct value (``None``: empty, or not readable).
+    problems : list of (Problem, list of str)
+        Each error with all the distinct values it is about; its ``rows`` are left for
+        the caller to find in the file.
+    """
+    where = _Where(spec.table, source, None)
+    s = pd.Series(list(values), dtype="string")
+    found: list[Problem] = []
+    words_all = shipped_wordings() if shipped else {}
+    out = _recode_column(
+        s, spec, theirs, ours, words_all, where, found, np.asarray(counts, dtype=np.int64)
+    )
+    # Rows are positions among the distinct values here: the caller finds the file's rows.
+    fixed = [(replace(p, rows=()), [str(values[int(i)]) for i in p.rows]) for p in found]
+    return [None if pd.isna(v) else str(v) for v in out], fixed
 
 
 def apply_mapping(
@@ -825,30 +1007,17 @@ def apply_mapping(
     renamed: dict[str, str] = {}
     words_all = shipped_wordings() if shipped else {}
     for theirs, ours in keep.items():
-        col = contract[ours]
-        label = f"{theirs} ({ours})" if theirs != ours else ours
         if theirs != ours:
             renamed[ours] = theirs
         s = frame[theirs].astype("string").str.strip()
         s = s.mask(s.eq(""))
-        user = spec.values.get(ours, {})
-        if col.kind == "date":
-            if user:
-                s = s.map(lambda v, u=user: u.get(v, v) if isinstance(v, str) else v)
-            out[ours] = _recode_dates(s, spec.dates, where, label, problems)
-            continue
-        vocab: Mapping[str, str] | None = None
-        if ours in _VOCABULARY:
-            vocab = dict(words_all.get(_VOCABULARY[ours], {}))
-            vocab.update({wording_key(c): c for c in _allowed_codes(col)})
-        elif col.kind == "binary":
-            vocab = dict(words_all.get("binary", {}))
-            vocab.update({"0": "0", "1": "1"})
-        out[ours] = _recode_values(s, col, user, vocab, where, label, problems)
+        out[ours] = _recode_column(s, spec, theirs, ours, words_all, where, problems)
     out.attrs["source"] = where.source
     out.attrs["table"] = spec.table  # a program roster is checked against its own contract
     out.attrs["renamed"] = renamed
     out.attrs["header_row"] = int(frame.attrs.get("header_row", 1))
+    # blank rows read_sheet dropped: validation counts them back to name spreadsheet rows
+    out.attrs["row_gaps"] = tuple(frame.attrs.get("row_gaps", ()))
     if frame.attrs.get("skipped"):
         notes.append(
             f"{where.source}: column names found in row {out.attrs['header_row']} "
@@ -874,9 +1043,14 @@ def school_warnings(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     known = (
         set(staff["school_id"].dropna()) if staff is not None and "school_id" in staff else set()
     )
+    names = [str(o) for o in counts.index]
+    larger = -counts.to_numpy()  # value_counts puts the largest school first
     for name, n in counts.items():
-        others = [str(o) for o in counts.index if o != name and counts[o] > 2 * n]
-        others += [k for k in known if k != name and k not in others]
+        # The schools more than twice as large are a prefix of ``names``: a network of
+        # thousands of schools is not compared pair by pair.
+        others = names[: int(np.searchsorted(larger, -2 * n, side="left"))]
+        seen = set(others)
+        others += [k for k in known if k != name and k not in seen]
         near = difflib.get_close_matches(str(name), others, n=1, cutoff=0.8)
         if (known and name not in known) or near:
             mask = roster["school_id"].eq(str(name)).fillna(False).to_numpy()

@@ -32,7 +32,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -54,15 +54,22 @@ from ..schema import (
 __all__ = [
     "CONTRACTS",
     "DECIMAL_MARKS",
+    "ROW_GAPS",
+    "ROW_NOTE",
     "THOUSANDS_SEPARATORS",
     "VALIDATED",
     "Contract",
     "ValidationReport",
     "check_number_format",
+    "spreadsheet_rows",
     "validate",
 ]
 
 MAX_ROWS_SHOWN = 5
+ROW_NOTE = (
+    "Row numbers are the rows a spreadsheet shows: a file with its column names in the "
+    "first row counts the header as row 1."
+)
 MAX_PROBLEMS_SHOWN = 20
 """Most problems listed in a report's text or a warning; the rest are counted."""
 MAX_LINE = 300
@@ -77,6 +84,10 @@ assignment window to the school year: the evaluation follows students for one ye
 Contract = Literal["trial", "fidelity"]
 CONTRACTS: tuple[str, ...] = get_args(Contract)
 """What the students table is checked as: the trial's students, or a fidelity roster."""
+ROW_GAPS = "row_gaps"
+"""``DataFrame.attrs`` key of the blank rows a reader dropped below the header, as
+``(first row, how many)``; with ``attrs["header_row"]`` it gives each row's spreadsheet
+number (see :func:`spreadsheet_rows`)."""
 VALIDATED = "cis_eval_validated"
 """``DataFrame.attrs`` key set on the typed tables of a validation without errors (its
 value names the contract), so a verb given them does not check them again."""
@@ -153,7 +164,7 @@ class ValidationReport:
         return Table(
             data,
             title="Validation report",
-            notes=("Row numbers count the header as row 1, as in a spreadsheet.",),
+            notes=(ROW_NOTE,),
         )
 
     def to_text(self) -> str:
@@ -171,7 +182,7 @@ class ValidationReport:
             frame = getattr(self, name)
             if frame is not None:
                 lines.append(f"{name}: {len(frame):,} rows checked")
-        lines.append("Row numbers count the header as row 1, as in a spreadsheet.")
+        lines.append(ROW_NOTE)
         # Messages quote names from the user's files; printed, they carry no live HTML.
         return "\n".join(escape_markup(line) for line in lines)
 
@@ -219,6 +230,43 @@ def _bounded(problems: Sequence[Problem]) -> list[str]:
     return lines
 
 
+def spreadsheet_rows(
+    positions: np.ndarray, header_row: int = 1, gaps: Sequence[tuple[int, int]] = ()
+) -> np.ndarray:
+    """Spreadsheet row numbers of a table's rows, from their 0-based positions.
+
+    Parameters
+    ----------
+    positions : numpy.ndarray of int
+        Positions of rows in the table (0 is the first row below the header).
+    header_row : int, default 1
+        The spreadsheet row of the column names (below any title rows of an export).
+    gaps : sequence of (int, int)
+        Blank rows left out of the table below the header, as ``(first row, how many)``
+        in increasing order (:func:`cis_eval.io.read_sheet` records them).
+
+    Returns
+    -------
+    numpy.ndarray of int
+        The row each position has in the spreadsheet, as Excel numbers it.
+
+    Examples
+    --------
+    >>> spreadsheet_rows(np.array([0, 1, 2]), header_row=4, gaps=[(6, 2)]).tolist()
+    [5, 8, 9]
+    """
+    pos = np.asarray(positions, dtype=np.int64)
+    rows = pos + header_row + 1
+    if len(gaps):
+        first = np.array([g[0] for g in gaps], dtype=np.int64)
+        size = np.array([g[1] for g in gaps], dtype=np.int64)
+        before = np.concatenate(([0], np.cumsum(size)))
+        # rows of the table above each gap: a position at or past it moves down by its size
+        kept_above = first - header_row - 1 - before[:-1]
+        rows += before[np.searchsorted(kept_above, pos, side="right")]
+    return rows
+
+
 class _Checker:
     """Collects problems for one table."""
 
@@ -229,11 +277,15 @@ class _Checker:
         *,
         decimal: str = ".",
         thousands: str | None = None,
+        header_row: int = 1,
+        gaps: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.source = source
         self.renamed = renamed or {}
         self.decimal = decimal
         self.thousands = thousands
+        self.header_row = header_row
+        self.gaps = tuple(gaps)
         self.problems: list[Problem] = []
 
     def _column(self, column: str | None) -> str | None:
@@ -257,7 +309,10 @@ class _Checker:
         pos = np.flatnonzero(mask)
         if pos.size == 0:
             return
-        rows = tuple(int(r) + 2 for r in pos[:MAX_ROWS_SHOWN])  # header is spreadsheet row 1
+        # the rows Excel shows: below the header row (row 1 of a plain file), blank rows
+        # that a reader dropped counted back in
+        shown = spreadsheet_rows(pos[:MAX_ROWS_SHOWN], self.header_row, self.gaps)
+        rows = tuple(int(r) for r in shown)
         msg = message.replace("{n}", f"{pos.size:,}")
         self.problems.append(
             Problem(self.source, column, rows, int(pos.size), msg, expected, severity)
@@ -754,6 +809,25 @@ def _check_coordinators(k: pd.DataFrame, ck: _Checker, students: pd.DataFrame | 
         )
 
 
+def _row_numbering(frame: pd.DataFrame) -> dict[str, Any]:
+    """Where a table's rows sit in its spreadsheet, from what its reader recorded.
+
+    A table read through a mapping file (:func:`cis_eval.io.read_sheet`) records the
+    row of its column names below any title rows, and the blank rows it dropped; any
+    other table has its header in row 1 and no rows dropped.
+    """
+    header = frame.attrs.get("header_row", 1)
+    gaps = frame.attrs.get(ROW_GAPS, ())
+    try:
+        header_row = int(header)
+        runs = tuple(sorted((int(a), int(n)) for a, n in gaps))
+    except (TypeError, ValueError):  # attrs set by hand to something else: plain numbering
+        return {}
+    if header_row < 1 or any(n < 1 or a <= header_row for a, n in runs):
+        return {}
+    return {"header_row": header_row, "gaps": runs}
+
+
 def validate(
     students: pd.DataFrame | None = None,
     contacts: pd.DataFrame | None = None,
@@ -853,6 +927,7 @@ def validate(
             frame.attrs.get("renamed"),
             decimal=dec,
             thousands=sep,
+            **_row_numbering(frame),
         )
         checkers[name] = ck
         typed[name] = _typed(frame, name, ck, contract)

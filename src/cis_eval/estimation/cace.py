@@ -19,7 +19,7 @@ from scipy import special, stats
 from .._core.design import numeric
 from .._core.impact import fit_all, impact_row, setup
 from .._core.receipt import service_receipt
-from .._core.spec import SE_TYPES, CovariateOption, ImpactSpec
+from .._core.spec import SE_TYPES, CovariateOption, ImpactSpec, SpecViews
 from .._typing import SEType
 from ..errors import DesignWarning, EstimationError
 from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -32,7 +32,7 @@ __all__ = ["CACEResult", "estimate_cace"]
 
 
 @dataclass(frozen=True, slots=True)
-class CACEResult(ResultMixin):
+class CACEResult(SpecViews, ResultMixin):
     """Complier average causal effects (treatment on the treated) by two-stage least squares.
 
     The tidy frame (``to_frame()``; one row per outcome) has the columns ``outcome, label,
@@ -59,16 +59,6 @@ class CACEResult(ResultMixin):
     receipt: str
     n_students: int
     notes: tuple[str, ...] = ()
-
-    @property
-    def se_type(self) -> str:
-        """Standard-error type."""
-        return self.spec.se_type
-
-    @property
-    def alpha(self) -> float:
-        """Significance level of the confidence intervals."""
-        return self.spec.alpha
 
     def __repr__(self) -> str:
         return (

@@ -28,7 +28,7 @@ from .._core.impact import Run, family_mask, impacts
 from .._core.multiplicity import westfall_young
 from .._core.permutation import within_block_permutations
 from .._core.randomization import cells_statistic, fixed_effects_statistic
-from .._core.spec import SE_TYPES, CovariateOption, ImpactSpec
+from .._core.spec import SE_TYPES, CovariateOption, ImpactSpec, SpecViews
 from .._typing import Estimand, FloatArray, MTPFamily, RIStatistic, SEType, rng_from
 from ..errors import DesignWarning
 from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -44,7 +44,7 @@ __all__ = ["ITTResult", "estimate_itt"]
 
 
 @dataclass(frozen=True, slots=True)
-class ITTResult(ResultMixin):
+class ITTResult(SpecViews, ResultMixin):
     """Intent-to-treat impact estimates for several outcomes.
 
     The tidy frame (``to_frame()``; one row per outcome, in report order) has the columns
@@ -77,16 +77,6 @@ class ITTResult(ResultMixin):
     def estimand(self) -> str:
         """``"fixed_effects"``, ``"person_weighted"`` or ``"school_weighted"``."""
         return self.spec.estimand
-
-    @property
-    def se_type(self) -> str:
-        """Standard-error type."""
-        return self.spec.se_type
-
-    @property
-    def alpha(self) -> float:
-        """Significance level of the confidence intervals."""
-        return self.spec.alpha
 
     def __repr__(self) -> str:
         return (

@@ -17,7 +17,7 @@ from scipy import stats
 from .._core import engine as _engine
 from .._core.design import Built, build, numeric
 from .._core.impact import clusters, fit_all, impact_row, setup
-from .._core.spec import CovariateOption, ImpactSpec
+from .._core.spec import CovariateOption, ImpactSpec, SpecViews
 from .._typing import Estimand, SEType
 from ..errors import EstimationError
 from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -74,7 +74,7 @@ def baseline_risk(students: pd.DataFrame) -> pd.Series:
 
 
 @dataclass(frozen=True, slots=True)
-class SubgroupResult(ResultMixin):
+class SubgroupResult(SpecViews, ResultMixin):
     """Impacts within subgroups and tests of whether they differ.
 
     The tidy frame (``to_frame()``) has one row per subgroup and outcome: ``subgroup`` and
@@ -106,16 +106,6 @@ class SubgroupResult(ResultMixin):
     def estimand(self) -> str:
         """The estimand, as in :class:`~cis_eval.ITTResult`."""
         return self.spec.estimand
-
-    @property
-    def se_type(self) -> str:
-        """Standard-error type."""
-        return self.spec.se_type
-
-    @property
-    def alpha(self) -> float:
-        """Significance level of the confidence intervals."""
-        return self.spec.alpha
 
     def __repr__(self) -> str:
         return (

@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .._core.receipt import id_text, require_columns
-from ..errors import OptionError, Problem
-from ..io import duckdb_session, scan_log
+from ..data.mapping import MappedLog, mapped_columns, needs_recoding, recode_distinct
+from ..errors import DataValidationError, OptionError, Problem
+from ..io import duckdb_session, scan_export_log, scan_log
 from ..schema import COLUMNS, MODES, SERVICE_AREAS, normalise_category
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ _TIERS = tuple(
     )
 )
 _MAX_WEEKS = 60  # one school year; the week bitmask holds 64
+_HEAD_ROWS = 100_000  # rows of an export's log whose wordings are recoded before the pass
 _DUCKDB_MEMORY = "2GB"  # DuckDB spills to a temporary folder beyond this
 DAYS_PER_MONTH = 365.25 / 12
 """Average days in a month, for contacts per month of service."""
@@ -114,9 +116,231 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     return frame
 
 
+def _typed(c: str, recoded: list[str | None]) -> tuple[Any, str]:
+    """A recoded column's contract values, typed as the log holds them, and the SQL cast."""
+    v = pd.Series(recoded, dtype=object)
+    if c == "date":
+        return pd.to_datetime(v, format="%Y-%m-%d"), "DATE"
+    if c in ("service_type", "mode"):
+        codes = _SVC if c == "service_type" else _MODES
+        return pd.array([codes.index(x) if x in codes else None for x in v], "Int8"), "TINYINT"
+    if c in ("minutes", "tier"):
+        return pd.to_numeric(v.str.replace(",", ""), errors="coerce"), "DOUBLE"
+    return v, "VARCHAR"
+
+
+def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
+    """Make the table ``log`` from an export's log on disk, renamed and recoded in SQL.
+
+    The file is read once, never into pandas. The wordings found in its first rows are
+    recoded by :func:`cis_eval.data.mapping.recode_distinct` (exactly as the in-memory
+    path recodes them) into small lookup tables that the one pass joins; dates in the
+    mapping's declared form (MM/DD/YYYY for ``dates = "US"``, YYYY-MM-DD) are parsed in
+    SQL. Rows with any other cell (a wording first seen further down, a date in another
+    form) are flagged, and only those are read again, recoded the same way and updated:
+    unknown wordings and unreadable dates are then errors naming the spreadsheet rows.
+    """
+    spec = mlog.spec
+    scan, header = scan_export_log(
+        con, mlog.path, header_row=spec.header_row, expected=spec.expected_headers
+    )
+    source = f"contacts ({scan.source})"  # as the in-memory path names the table
+    cols, problems, _ = mapped_columns(list(scan.types), spec, source)
+    problems += [
+        Problem(
+            source,
+            c,
+            (),
+            0,
+            "required column is missing",
+            f"a column mapped to '{c}' ({COLUMNS['contacts'][c].description})",
+        )
+        for c in _CONTACT_COLUMNS
+        if c not in cols
+    ]
+    if problems:
+        raise DataValidationError(problems)
+    rel = scan.relation
+
+    def text(c: str) -> str:
+        return f"nullif(trim(CAST({q(cols[c])} AS VARCHAR)), '')"
+
+    def recode(c: str, values: pd.Series) -> tuple[pd.DataFrame, list[tuple[Problem, list[str]]]]:
+        counts = values.value_counts()
+        raw = [str(v) for v in counts.index]
+        out, bad = recode_distinct(
+            raw, counts.to_list(), spec, cols[c], c, scan.source, shipped=mlog.shipped
+        )
+        typed, _ = _typed(c, out)
+        frame = pd.DataFrame({"raw": pd.Series(raw, dtype=object), "v": typed})
+        frame["present"] = pd.Series(out, dtype=object).notna().to_numpy()
+        return frame, bad
+
+    recoded = [c for c in _CONTACT_COLUMNS if needs_recoding(spec, c)]
+    sql_dates = "date" in recoded and not spec.values.get("date")
+    looked_up = [c for c in recoded if not (c == "date" and sql_dates)]
+    cats: dict[str, dict[str, int | None]] = {}
+    if looked_up:
+        head = fetch(
+            con,
+            "SELECT "
+            + ", ".join(f"{text(c)} AS {q(c)}" for c in looked_up)
+            + f" FROM (SELECT * FROM {rel} LIMIT {_HEAD_ROWS})",
+        )
+    t = {c: f"s.{q(c)}" for c in _CONTACT_COLUMNS}
+    value: dict[str, str] = {}
+    given: dict[str, str] = {}
+    unmatched: list[str] = []
+    # Cells matched as written (not trimmed: a cell with stray spaces takes the second look).
+    as_written = {*looked_up, *(["date"] if sql_dates else [])}
+    for c in _CONTACT_COLUMNS:
+        if c in looked_up:
+            lookup, bad = recode(c, head[c].dropna())
+            if bad:  # left to the second look, which counts every row
+                lookup = lookup.iloc[:0]
+            cast = _typed(c, [])[1]
+            whens = [
+                (
+                    lit(str(r)),
+                    "NULL" if pd.isna(v) else lit(str(v)[:10] if cast == "DATE" else str(v)),
+                    bool(g),
+                )
+                for r, v, g in zip(lookup["raw"], lookup["v"], lookup["present"], strict=True)
+            ]
+            value[c] = (
+                f"CAST(CASE {t[c]} {' '.join(f'WHEN {r} THEN {v}' for r, v, _ in whens)} END "
+                f"AS {cast})"
+                if whens
+                else f"CAST(NULL AS {cast})"
+            )
+            given[c] = (
+                f"{t[c]} IN ({', '.join(r for r, _, g in whens if g)})"
+                if any(g for _, _, g in whens)
+                else "FALSE"
+            )
+            known = ", ".join(r for r, _, _ in whens)
+            unmatched.append(
+                f"({t[c]} IS NOT NULL AND {t[c]} NOT IN ({known}))"
+                if known
+                else f"{t[c]} IS NOT NULL"
+            )
+        elif c == "date" and sql_dates:
+            x = t[c]
+            forms = [
+                f"WHEN length({x}) = 10 AND substr({x}, 5, 1) = '-' AND substr({x}, 8, 1) = '-' "
+                f"THEN TRY_CAST({x} AS DATE)"
+            ]
+            if spec.dates == "US":
+                forms.append(
+                    f"WHEN length({x}) = 10 AND substr({x}, 3, 1) = '/' AND substr({x}, 6, 1) = '/' "
+                    f"THEN CAST(try_strptime({x}, '%m/%d/%Y') AS DATE)"
+                )
+            value[c] = f"CASE {' '.join(forms)} END"
+            given[c] = f"{x} IS NOT NULL"
+            unmatched.append(f"({x} IS NOT NULL AND ({value[c]}) IS NULL)")
+        elif c in ("minutes", "tier"):
+            value[c] = f"TRY_CAST(replace({t[c]}, ',', '') AS DOUBLE)"
+            given[c] = f"{t[c]} IS NOT NULL"
+        else:
+            value[c] = t[c]
+            given[c] = f"{t[c]} IS NOT NULL"
+
+    def present(c: str) -> str:
+        # Only whether a cell was given is kept: bad wordings are errors.
+        return f"CASE WHEN {given[c]} THEN TRUE END"
+
+    inner = ", ".join(
+        f"{f'CAST({q(cols[c])} AS VARCHAR)' if c in as_written else text(c)} AS {q(c)}"
+        for c in _CONTACT_COLUMNS
+    )
+    select = [
+        f"{value['student_id']} AS student_id",
+        f"{value['coordinator_id']} AS coordinator_id",
+        f"{value['contact_id']} AS contact_id",
+        f"{value['date']} AS date",
+        f"{present('date')} AS raw_date",
+        f"{value['minutes']} AS minutes",
+        f"{present('minutes')} AS raw_minutes",
+        f"{value['tier']} AS tier",
+        f"{present('tier')} AS raw_tier",
+        f"{value['service_type']} AS svc",
+        f"{present('service_type')} AS raw_svc",
+        f"{value['mode']} AS mode",
+        f"{present('mode')} AS raw_mode",
+        f"{' OR '.join(unmatched) or 'FALSE'} AS _unmatched",
+    ]
+    trimmed = ", ".join(f"{text(c)} AS {q(c)}" for c in recoded)
+    numbered = f"SELECT row_number() OVER () + {header - 2} AS _row, {trimmed} FROM {rel}"
+    # The table keeps the file's order, so a row's position (rowid) gives its spreadsheet
+    # row (header row + position) for messages, without numbering 25 million rows.
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE log_t AS SELECT {', '.join(select)} FROM (SELECT {inner} FROM {rel}) s"
+        )
+        con.execute(f"CREATE TEMP VIEW log AS SELECT rowid + {header - 1} AS _row, * FROM log_t")
+        n_left = con.execute("SELECT count(*) FROM log WHERE _unmatched").fetchall()[0][0]
+        left = (
+            fetch(
+                con,
+                f"SELECT s._row, {', '.join(t[c] for c in recoded)} FROM ({numbered}) s "
+                "SEMI JOIN (SELECT _row FROM log WHERE _unmatched) u ON u._row = s._row",
+            )
+            if n_left
+            else None
+        )
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    names = {
+        "date": "date",
+        "minutes": "minutes",
+        "tier": "tier",
+        "service_type": "svc",
+        "mode": "mode",
+        "student_id": "student_id",
+        "coordinator_id": "coordinator_id",
+        "contact_id": "contact_id",
+    }
+    if left is not None:
+        # The second look: every cell of the flagged rows, recoded as the first rows were.
+        errors: list[Problem] = []
+        fixed = pd.DataFrame({"_row": left["_row"].to_numpy()})
+        for c in recoded:
+            lookup, bad = recode(c, left[c].dropna())
+            for problem, values in bad:
+                rows = left.loc[left[c].isin(values), "_row"].nsmallest(5)
+                errors.append(replace(problem, rows=tuple(int(r) + 2 for r in sorted(rows))))
+            got = left[[c]].merge(lookup, how="left", left_on=c, right_on="raw")
+            fixed[names[c]] = got["v"].to_numpy()
+            fixed["raw_" + ("svc" if c == "service_type" else names[c])] = (
+                got["present"].fillna(False).astype(bool).where(left[c].notna()).to_numpy()
+            )
+        if errors:
+            raise DataValidationError(errors)
+        con.register("log_fixed", fixed)
+        kinds = {names[c]: _typed(c, [])[1] for c in recoded}
+        sets = ", ".join(
+            f"{q(k)} = CAST(f.{q(k)} AS {'BOOLEAN' if k.startswith('raw_') else kinds[k]})"
+            for k in fixed.columns
+            if k != "_row"
+        )
+        con.execute(
+            f"UPDATE log_t SET {sets} FROM log_fixed f WHERE log_t.rowid = f._row - {header - 1}"
+        )
+        con.unregister("log_fixed")
+    for c in ("service_type", "mode"):
+        if c in recoded:
+            found = fetch(
+                con, f"SELECT DISTINCT {q(names[c])} AS v FROM log WHERE {q(names[c])} IS NOT NULL"
+            )
+            codes = _SVC if c == "service_type" else _MODES
+            cats[c] = {codes[int(i)]: int(i) for i in found["v"]}
+    return Log(con, source, "csv", True, cats)
+
+
 def open_log(
     con: duckdb.DuckDBPyConnection,
-    contacts: pd.DataFrame | str | os.PathLike[str],
+    contacts: pd.DataFrame | MappedLog | str | os.PathLike[str],
     column_map: Mapping[str, str] | None,
     *,
     trim: bool = False,
@@ -127,6 +351,8 @@ def open_log(
     million strings costs a second per pass, so :func:`check_log` asks for it only
     when it finds keys with stray spaces (CSV text is always trimmed, once).
     """
+    if isinstance(contacts, MappedLog):
+        return _open_mapped(con, contacts)
     cmap = dict(column_map or {})
     coded: dict[str, tuple[pd.Index, np.ndarray]] = {}
     if isinstance(contacts, pd.DataFrame):
@@ -186,7 +412,9 @@ def open_log(
     def num_expr(c: str) -> str:
         col, t = q(raw[c]), types[raw[c]]
         if t == "VARCHAR":
-            return f"TRY_CAST(replace(trim({col}), ',', '') AS DOUBLE)"
+            # no comma is dropped: '12,5' (a decimal comma) and '1,200' are refused as
+            # validation refuses them, never read as 125 or 1200
+            return f"TRY_CAST(trim({col}) AS DOUBLE)"
         if any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")):
             return f"CAST({col} AS DOUBLE)"
         return "CAST(NULL AS DOUBLE)"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .._typing import check_option
+from ..data.mapping import MappedLog
 from ..errors import DataValidationError, DesignWarning, OptionError, OptionTypeError, Problem
 from ..io import file_size
 from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -83,18 +84,20 @@ class _Progress:
             self.bar.close()
 
 
-def _log_rows(contacts: pd.DataFrame | str | os.PathLike[str]) -> int:
+def _log_rows(contacts: pd.DataFrame | MappedLog | str | os.PathLike[str]) -> int:
     if isinstance(contacts, pd.DataFrame):
         return len(contacts)
+    if isinstance(contacts, MappedLog):
+        return file_size(contacts.path) // 40
     return file_size(contacts) // 40  # about 40 bytes a contact on disk
 
 
 def _validated(
     students: pd.DataFrame,
-    contacts: pd.DataFrame | str | os.PathLike[str],
+    contacts: pd.DataFrame | MappedLog | str | os.PathLike[str],
     coordinators: pd.DataFrame | None,
     school_year: tuple[str, str] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame | str | os.PathLike[str], pd.DataFrame | None]:
+) -> tuple[pd.DataFrame, pd.DataFrame | MappedLog | str | os.PathLike[str], pd.DataFrame | None]:
     """The tables checked by :func:`cis_eval.validate` (the fidelity contract).
 
     Tables that a validation without errors returned are used as they are; otherwise
@@ -133,7 +136,7 @@ def _through_date(value: object) -> pd.Timestamp | None:
 
 def fidelity(
     students: pd.DataFrame,
-    contacts: pd.DataFrame | str | os.PathLike[str],
+    contacts: pd.DataFrame | MappedLog | str | os.PathLike[str],
     coordinators: pd.DataFrame | None = None,
     *,
     targets: FidelityTargets | Mapping[str, Any] | None = None,
@@ -159,9 +162,11 @@ def fidelity(
         from ``assignment_date``), and raw outcome fields give the exploratory
         dose-response view. Frames not returned by :func:`cis_eval.validate` are
         validated first.
-    contacts : pandas.DataFrame or path
+    contacts : pandas.DataFrame, MappedLog or path
         The contacts log, or the path of a CSV or Parquet file read directly by DuckDB
-        (for logs too large for pandas).
+        (for logs too large for pandas), or an export's log left on disk by
+        ``cis_eval.load_export(mapping, log_on_disk=True)`` (``.contacts_log``), renamed
+        and recoded by DuckDB through its mapping.
     coordinators : pandas.DataFrame, optional
         The coordinators table (school, FTE, reported caseload, share of time on Level 2).
     targets : FidelityTargets or mapping, optional
