@@ -21,10 +21,11 @@ above the header, the affiliate's own column names and wordings ("Tier 3 -
 Individualized", "1:1", "College & Career") and US dates, a program roster (CSV, own
 names) and a mapping file. Two more implementations read it:
 
-* ``mapped``        -- the affiliate's path end to end, file in and report tables out:
+* ``mapped``        -- the affiliate's path end to end, files in and result out:
   ``cis_eval.load_export(mapping, log_on_disk=True)`` (roster through pandas, the log
-  left on disk), ``cis_eval.fidelity(...)`` (DuckDB renames, recodes, checks and
-  aggregates the CSV) and ``result.report_tables()``;
+  left on disk) and ``cis_eval.fidelity(...)`` (DuckDB renames, recodes, checks and
+  aggregates the CSV in one pass); ``result.report_tables()`` is then timed apart (its
+  joint suppression grows with the number of schools, not with the log);
 * ``pandas_mapped`` -- plain pandas on the same export: ``read_csv`` of the log,
   wordings recoded through category lookups, US dates parsed, then the pandas groupby.
 
@@ -536,7 +537,7 @@ def main() -> None:
         print(f"  {key}: " + ", ".join(f"{n}={runs[n][0][key]:,.0f}" for n in WORKERS))
     for name, what in (
         ("fidelity", "fidelity() on the Parquet log"),
-        ("mapped", "mapping path (CSV export + mapping file -> report tables)"),
+        ("mapped", "mapping path (CSV export + mapping file -> FidelityResult)"),
     ):
         med = statistics.median(r["seconds"] for r in runs[name])
         peak = max(r["peak_mb"] for r in runs[name]) / 1024

@@ -271,3 +271,15 @@ def test_large_groups_are_the_last_resort():
     late = [True, False, True, True, False]
     sup = suppression_mask(counts, constraints=cons, last_resort=late)
     assert sup.tolist() == [False, True, False, False, True]
+
+
+def test_a_table_too_large_to_check_is_refused_not_run_out_of_memory():
+    # 3,000 rows of two small cells each under one grand total: every suppressed cell is
+    # linked to every other through the column totals, one block too large to check.
+    n = 3_000
+    counts = np.full(2 * n + 2, 3.0)
+    parts_a, parts_b = list(range(0, 2 * n, 2)), list(range(1, 2 * n, 2))
+    cons = [(2 * n, parts_a), (2 * n + 1, parts_b)]
+    cons += [(None, [2 * i, 2 * i + 1]) for i in range(n)]
+    with pytest.raises(ValueError, match="more than the 2,000 that can be checked"):
+        suppression_mask(counts, min_cell=5, constraints=cons)

@@ -196,8 +196,9 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
     for c in _CONTACT_COLUMNS:
         if c in looked_up:
             lookup, bad = recode(c, head[c].dropna())
-            if bad:  # left to the second look, which counts every row
-                lookup = lookup.iloc[:0]
+            if bad:  # wrong wordings are left to the second look, which counts every row
+                wrong = {v for _, values in bad for v in values}
+                lookup = lookup[~lookup["raw"].isin(wrong)]
             cast = _typed(c, [])[1]
             whens = [
                 (

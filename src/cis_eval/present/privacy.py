@@ -109,6 +109,10 @@ def _small(c: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.bool_]:
     return out
 
 
+_MAX_BLOCK = 2_000
+"""Most suppressed cells linked by totals that :func:`_determined` checks at once."""
+
+
 def _determined(
     sup: npt.NDArray[np.bool_], constraints: Sequence[Constraint]
 ) -> npt.NDArray[np.bool_]:
@@ -147,6 +151,13 @@ def _determined(
         blocks.setdefault(find(c), []).append(c)
     eq_block = [find(next(iter(eq))) for eq in eqs]
     for root, cells in blocks.items():
+        if len(cells) > _MAX_BLOCK:
+            # A dense null space of tens of thousands of linked cells needs gigabytes; a
+            # table that large cannot be checked cell by cell, so it is not published.
+            raise ValueError(
+                f"{len(cells):,} suppressed cells are linked by the table's totals, more "
+                f"than the {_MAX_BLOCK:,} that can be checked; suppress the whole table instead"
+            )
         pos = {c: j for j, c in enumerate(cells)}
         rows = [eq for eq, b in zip(eqs, eq_block, strict=True) if b == root]
         m = np.zeros((len(rows), len(cells)))
