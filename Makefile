@@ -30,8 +30,10 @@ install: $(STAMP) ## create .venv and install cis_eval with its test, book and b
 demo: $(STAMP) ## validate and analyse the shipped synthetic trial; write output/demo/report.html
 	$(BIN)/cis-eval demo --data data/synthetic --out output/demo
 
+# One worker per core; --dist loadfile keeps each test file in one worker, so a file's
+# session fixtures (the analysis pipeline, the book build) run once.
 test: $(STAMP) lint typecheck ## install, lint, type-check and run the whole test suite (slow checks included)
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=20
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests analysis benchmarks
