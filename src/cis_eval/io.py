@@ -1293,22 +1293,7 @@ def scan_log(
                 )
             ]
         )
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-    except Exception as exc:  # duckdb raises its own error family for unreadable files
-        raise DataValidationError(
-            [
-                Problem(
-                    source,
-                    None,
-                    (),
-                    0,
-                    f"could not be read ({type(exc).__name__})",
-                    f"a readable {kind} file",
-                )
-            ]
-        ) from exc
-    types = {str(r[0]): str(r[1]) for r in described}
+    types = _describe(con, rel, source, kind)
     missing = [k for k in cmap if k not in types]
     if missing:
         # bounded as load() words it: a few names, never a data row shown as the header
@@ -1438,22 +1423,7 @@ def scan_export_log(
                 )
             ]
         )
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-    except Exception as exc:  # duckdb raises its own error family for unreadable files
-        raise DataValidationError(
-            [
-                Problem(
-                    source,
-                    None,
-                    (),
-                    0,
-                    f"could not be read ({type(exc).__name__})",
-                    f"a readable {kind} file",
-                )
-            ]
-        ) from exc
-    types = {str(r[0]): str(r[1]) for r in described}
+    types = _describe(con, rel, source, kind)
     return LogScan(rel, kind, source, False, {c: c for c in types}, types), head + 1
 
 
@@ -2042,3 +2012,23 @@ def duckdb_session(memory_limit: str) -> Iterator[Any]:
     finally:
         con.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _describe(con: Any, rel: str, source: str, kind: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a scanned file; an unreadable file is a user error."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except Exception as exc:  # duckdb raises its own error family for unreadable files
+        raise DataValidationError(
+            [
+                Problem(
+                    source,
+                    None,
+                    (),
+                    0,
+                    f"could not be read ({type(exc).__name__})",
+                    f"a readable {kind} file",
+                )
+            ]
+        ) from exc
+    return {str(r[0]): str(r[1]) for r in described}
