@@ -165,7 +165,9 @@ def coordinator_frame(
         out["caseload_per_fte"] = np.where(fte > 0, out["caseload"] / fte, np.nan)
     by = out.groupby("coordinator_id", sort=False)
     out["schools_served"] = by["school_id"].transform("count").astype(np.int64)
-    out["coordinator_fte"] = by["fte"].transform(lambda v: v.sum(min_count=1))
+    # sum with min_count=1, vectorised: a coordinator with no recorded FTE stays missing
+    fte_known = by["fte"].transform("count") > 0
+    out["coordinator_fte"] = by["fte"].transform("sum").where(fte_known)
     out["coordinator_caseload"] = by["caseload"].transform("sum")
     out = out.sort_values(["school_id", "coordinator_id"], kind="stable", ignore_index=True)
     lead = [
