@@ -1150,20 +1150,7 @@ def load(
     present = set(columns)
     missing = [k for k in cmap if k not in present]
     if missing:
-        if _header_is_plausible(columns, known):
-            expected = "names from the file's header row: " + _names(columns)
-        else:
-            expected = (
-                "a header row naming the columns; the first row of this file does not look "
-                "like a header (none of its cells is a column of the data contract or of the "
-                "column map)"
-            )
-        raise _fail(
-            source,
-            f"{len(missing):,} column(s) named in the column map are not in the file "
-            f"({_names(missing, 5)})",
-            expected,
-        )
+        raise _unmapped(source, missing, list(columns), known)
     targets = set(cmap.values())
     clash = [c for c in columns if c in targets and c not in cmap]
     if clash:
@@ -1296,23 +1283,8 @@ def scan_log(
     types = _describe(con, rel, source, kind)
     missing = [k for k in cmap if k not in types]
     if missing:
-        # bounded as load() words it: a few names, never a data row shown as the header
-        columns = list(types)
-        known = _contract_names() | frozenset(cmap)
-        if _header_is_plausible(columns, known):
-            expected = "names from the file's header row: " + _names(columns)
-        else:
-            expected = (
-                "a header row naming the columns; the first row of this file does not look "
-                "like a header (none of its cells is a column of the data contract or of the "
-                "column map)"
-            )
-        raise _fail(
-            source,
-            f"{len(missing):,} column(s) named in the column map are not in the file "
-            f"({_names(missing, 5)})",
-            expected,
-        )
+        # a few names, never a data row shown as the header
+        raise _unmapped(source, missing, list(types), _contract_names() | frozenset(cmap))
     inverse = {v: k for k, v in cmap.items()}
     spec = COLUMNS["contacts"]
     raw = {c: inverse.get(c, c) for c in spec}
@@ -2032,3 +2004,23 @@ def _describe(con: Any, rel: str, source: str, kind: str) -> dict[str, str]:
             ]
         ) from exc
     return {str(r[0]): str(r[1]) for r in described}
+
+
+def _unmapped(
+    source: str, missing: list[str], columns: list[str], known: frozenset[str]
+) -> DataValidationError:
+    """The error for column-map names missing from a file, bounded and free of data rows."""
+    if _header_is_plausible(columns, known):
+        expected = "names from the file's header row: " + _names(columns)
+    else:
+        expected = (
+            "a header row naming the columns; the first row of this file does not look "
+            "like a header (none of its cells is a column of the data contract or of the "
+            "column map)"
+        )
+    return _fail(
+        source,
+        f"{len(missing):,} column(s) named in the column map are not in the file "
+        f"({_names(missing, 5)})",
+        expected,
+    )
