@@ -246,7 +246,7 @@ def run_duckdb(folder: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     with log.engine() as con:
         contacts = log.open_log(con, folder / "contacts.parquet", None)
-        con.register("roster", roster.assign(sid_key=contacts.roster_key(roster["student_id"])))
+        log.register_roster(con, roster.assign(sid_key=contacts.roster_key(roster["student_id"])))
         log.aggregate_students(contacts, year)
         schools = frames.school_frame(con, staff)
         coords = frames.coordinator_frame(con, staff, schools)

@@ -191,17 +191,11 @@ def coordinator_frame(
 
 def monthly_frame(con: duckdb.DuckDBPyConnection, log: Log) -> pd.DataFrame:
     """Per coordinator and month: Level 2 contacts, hours and program students reached."""
-    text, join = log.coordinator("l.coordinator_id")
+    text, join = log.coordinator("g.ck")
     frame = fetch(
         con,
-        f"""
-        SELECT {text} AS coordinator_id, date_trunc('month', l.date) AS month,
-            count(*) AS contacts, sum(l.minutes) / 60.0 AS hours,
-            count(DISTINCT r.student_id) AS students
-        FROM log l JOIN roster r ON r.sid_key = {log.sid("l.student_id")} {join}
-        WHERE l.tier = 2 AND r.treatment = 1 AND l.coordinator_id IS NOT NULL
-        GROUP BY ALL ORDER BY 1, 2
-        """,
+        f"SELECT {text} AS coordinator_id, CAST(g.month AS DATE) AS month, g.contacts, "
+        f"g.hours, g.students FROM fcm g {join} ORDER BY 1, 2",
     )
     frame["month"] = pd.to_datetime(frame["month"]).astype("datetime64[s]")
     frame["contacts"] = frame["contacts"].astype(np.int64)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from ..present.privacy import recoverable_cells, suppression_mask
+from ..present.privacy import determined_sum, recoverable_cells, suppression_mask
 from ..schema import MODES, SERVICE_AREAS
 from .frames import DOSE_OUTCOMES, program_rows, reached_rows, rec, records, service_areas
 from .targets import Target, student_column
@@ -413,6 +413,55 @@ def row_system(
     return counts, cons, index
 
 
+def _protect_groups(
+    counts: np.ndarray,
+    cons: list[tuple[int | None, list[int]]],
+    ix: dict[str, Any],
+    mask: np.ndarray,
+    primary: np.ndarray,
+    last: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Widen ``mask`` until no group of schools hidden together can be counted exactly.
+
+    Cell by cell nothing hidden is recoverable, but the schools whose program students
+    are hidden (or whose count reached is) form a group whose totals follow from the
+    network's: with their counts reached published, their students not reached follow
+    too. For each such group (the schools with hidden program students, those with a
+    hidden count reached, and both together), every count of the group that the
+    published figures fix must be zero or at least ``k``; otherwise the program count of
+    one more school (the one with most students not reached) joins the hidden ones.
+    """
+    n_s = len(ix["n"])
+    for _ in range(n_s + 1):
+        h_n = np.flatnonzero(mask[ix["n"]])
+        h_r = np.flatnonzero(mask[ix["reached"]])
+        leak = False
+        for group in {tuple(h_n), tuple(h_r), tuple(np.union1d(h_n, h_r))}:
+            if not group:
+                continue
+            g = list(group)
+            for kind in ("n", "reached", "unreached"):
+                cells = ix[kind][g].tolist()
+                total = float(counts[cells].sum())
+                try:
+                    fixed = determined_sum(mask, cons, cells)
+                except ValueError:  # too many linked cells to check: publish none
+                    return np.ones_like(mask)
+                if 0 < total < k and fixed:
+                    leak = True
+        if not leak:
+            return mask
+        shown = np.flatnonzero(~mask[ix["n"]] & (counts[ix["n"]] > 0))
+        if not shown.size:
+            primary[ix["total_n"]] = True
+        else:
+            unreached = counts[ix["unreached"]][shown]
+            primary[ix["n"][shown[int(np.argmax(unreached))]]] = True
+        mask = safe_mask(counts, min_cell=k, constraints=cons, primary=primary, last_resort=last)
+    return mask
+
+
 def row_masks(res: FidelityResult, k: int) -> Masks:
     """Suppression of the school, coordinator and network rows, solved together.
 
@@ -461,6 +510,7 @@ def row_masks(res: FidelityResult, k: int) -> Masks:
         primary[ix["n"][swap]] = False
         primary[ix["reached"][swap]] = True
         mask = safe_mask(counts, min_cell=k, constraints=cons, primary=primary, last_resort=last)
+    mask = _protect_groups(counts, cons, ix, mask, primary, last, k)
     n_mask = mask[ix["n"]]
     r_mask = mask[ix["reached"]]
     dosage = ((got > 0) & (got < k)) | small_n
@@ -574,7 +624,9 @@ def arm_cells(res: FidelityResult, k: int) -> dict[str, dict[str, bool]]:
             cells["received"] = cells["received"] or m.total_reached or m.total_dosage
             cells["students"] = cells["students"] or m.total_n
             cells["means"] = cells["means"] or m.total_dosage
-        if 0 < n_all < k:
+        if cells["students"]:
+            # Every share and mean per student divides by the hidden count, and with the
+            # count received it would give the count back: the row goes with its total.
             cells = dict.fromkeys(cells, True)
         out[arm] = cells
     return out

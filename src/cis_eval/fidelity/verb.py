@@ -48,10 +48,11 @@ from .log import (
     aggregate_students,
     check_log,
     engine,
-    fetch,
+    fetch_ordered,
     needs_trim,
     open_log,
     problem_rows,
+    register_roster,
     sid_key,
 )
 from .result import FidelityResult
@@ -281,7 +282,7 @@ def fidelity(
         staff = staff_frame(coordinators)
         with engine() as con:
             log = open_log(con, contacts, column_map)
-            con.register("roster", roster.assign(sid_key=log.roster_key(roster["student_id"])))
+            register_roster(con, roster.assign(sid_key=log.roster_key(roster["student_id"])))
             bar.step("checking the log")
             given = year
             cube, year, errors, notes = check_log(log, given, staff)
@@ -316,12 +317,25 @@ def fidelity(
             bar.step("weeks")
             weekly = weekly_frame(con, cube, year)
             monthly = monthly_frame(con, log)
-            st = fetch(con, "SELECT * EXCLUDE (_pos) FROM st ORDER BY _pos")
+            # The roster's own columns are taken from the roster, in the same order,
+            # rather than converted back from DuckDB.
+            from_roster = ("student_id", "school_id", "treatment", "assignment_date", "start_date")
+            st = fetch_ordered(
+                con,
+                "st",
+                "_pos",
+                exclude=(
+                    *from_roster,
+                    "weeks_mask",
+                    "tier1_weeks_mask",
+                    "tier1_svc_mask",
+                    "tier1_mode_mask",
+                ),
+            )
             n_contacts = int(cube["n"].sum())
         bar.step("dose-response")
-        st = st.drop(
-            columns=["weeks_mask", "tier1_weeks_mask", "tier1_svc_mask", "tier1_mode_mask"]
-        )
+        for i, c in enumerate(from_roster):
+            st.insert(i, c, roster[c].array)
         st.index = students.index
         for c in ("first_contact", "last_contact", "assignment_date", "start_date"):
             st[c] = pd.to_datetime(st[c]).astype("datetime64[s]")

@@ -173,6 +173,52 @@ def _determined(
     return out
 
 
+def determined_sum(
+    sup: npt.ArrayLike, constraints: Sequence[Constraint], cells: Sequence[int]
+) -> bool:
+    """Whether the published cells and the constraints fix the sum of ``cells`` exactly.
+
+    A group of suppressed cells can be recovered together even when none of them can
+    be alone (two schools' program students from the network's total, say). The sum is
+    fixed when every solution of the homogeneous system over the suppressed cells leaves
+    it unchanged: its weights are orthogonal to the null space. Published cells in
+    ``cells`` are known and add nothing.
+
+    Raises
+    ------
+    ValueError
+        When more than ``_MAX_BLOCK`` suppressed cells would have to be checked together.
+    """
+    hidden = np.asarray(sup, bool)
+    want = sorted({int(c) for c in cells if hidden[c]})
+    if not want:
+        return True
+    eqs: list[dict[int, float]] = []
+    for total, parts in constraints:
+        row = {int(p): -1.0 for p in parts if hidden[p]}
+        if total is not None and hidden[total]:
+            row[int(total)] = row.get(int(total), 0.0) + 1.0
+        if row:
+            eqs.append(row)
+    cols = sorted({c for eq in eqs for c in eq} | set(want))
+    if len(cols) > _MAX_BLOCK:
+        raise ValueError(
+            f"{len(cols):,} suppressed cells are linked by the table's totals, more than the "
+            f"{_MAX_BLOCK:,} that can be checked; suppress the whole table instead"
+        )
+    pos = {c: j for j, c in enumerate(cols)}
+    m = np.zeros((max(len(eqs), 1), len(cols)))
+    for i, eq in enumerate(eqs):
+        for c, v in eq.items():
+            m[i, pos[c]] = v
+    _, sv, vh = np.linalg.svd(m)
+    rank = int((sv > _TOL * max(1.0, sv[0] if sv.size else 1.0)).sum())
+    null = vh[rank:]
+    w = np.zeros(len(cols))
+    w[[pos[c] for c in want]] = 1.0
+    return bool(np.all(np.abs(null @ w) < 1e-8)) if null.size else True
+
+
 def suppression_mask(
     counts: npt.ArrayLike,
     *,
