@@ -59,7 +59,7 @@ _MAX_WEEKS = 60  # one school year; the week bitmask holds 64
 _AREA_BITS = 11  # per-student Level 2 contacts by area, packed into one 128-bit sum
 _MODE_BITS = 21  # and by mode into one 64-bit sum
 _HEAD_ROWS = 100_000  # rows of an export's log whose wordings are recoded before the pass
-_DUCKDB_MEMORY = "2GB"  # DuckDB spills to a temporary folder beyond this
+_DUCKDB_MEMORY = "2560MB"  # DuckDB spills to a temporary folder beyond this
 DAYS_PER_MONTH = 365.25 / 12
 """Average days in a month, for contacts per month of service."""
 
