@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -394,8 +394,14 @@ def outcome_frame(students: pd.DataFrame, chronic_threshold: float) -> pd.DataFr
 def service_areas(res: FidelityResult) -> tuple[str, ...]:
     """The service areas a result reports: the ten CIS areas, and "other" when logged."""
     mix = res._service_mix
+    key = ("service_areas", id(mix))
+    hit = res._memo.get(key)
+    if isinstance(hit, tuple) and hit[0] is mix:  # asked once per table row: kept
+        return cast("tuple[str, ...]", hit[1])
     used = set(mix.loc[mix["dimension"] == "service_area", "code"])
-    return tuple(a for a in _SVC if a in used)
+    areas = tuple(a for a in _SVC if a in used)
+    res._memo[key] = (mix, areas)
+    return areas
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -462,8 +468,11 @@ def with_flags(
     if "caseload" in measures and targets.guide:
         g = targets.guide[0]
         out["status_caseload_guide"] = [g.status(v, 0.0) for v in measure_values(out, "caseload")]
+    # by column, not row by row: a network has thousands of schools
+    status = {m: out[f"status_{m}"].to_numpy() for m in measures if f"status_{m}" in out}
     out["short_of_target"] = [
-        ", ".join(short_of(out.iloc[i], measures, ())) for i in range(len(out))
+        ", ".join(MEASURES[m].short for m, s in status.items() if s[i] in ("below", "above"))
+        for i in range(len(out))
     ]
     return out
 

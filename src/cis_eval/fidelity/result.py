@@ -107,6 +107,9 @@ class FidelityResult:
     through: pd.Timestamp | None = None
     elapsed_share: float = 1.0
     has_control: bool = True
+    # Suppression decisions, worked out once per minimum cell size: every table, chart
+    # and the summary ask for the same ones, and a network has thousands of rows.
+    _memo: dict[tuple[object, ...], object] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
