@@ -8,6 +8,7 @@ interrupted run never leaves a half-written output, and they never touch their i
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -40,6 +41,7 @@ __all__ = [
     "scan_export_log",
     "scan_log",
     "sheet_names",
+    "unreadable",
     "write_figure",
     "write_new_text",
     "write_table",
@@ -577,7 +579,9 @@ def _decode(raw: bytes, name: str, encoding: str | None, *, declare: bool = True
             raise _fail(
                 name,
                 f"is not {encoding} text (line {line:,} has bytes that are not)",
-                "text in the encoding given with encoding=",
+                "text in the encoding given with encoding="
+                if declare
+                else "text in the encoding the mapping file names",
             ) from None
     enc = next((e for bom, e in _BOMS if raw.startswith(bom)), None)
     start = next((len(bom) for bom, e in _BOMS if raw.startswith(bom)), 0)
@@ -605,7 +609,8 @@ def _decode(raw: bytes, name: str, encoding: str | None, *, declare: bool = True
             "UTF-8 text: save it as 'CSV UTF-8', or give its encoding (encoding='cp1252', "
             "--encoding cp1252 on the command line, for a Windows or Latin-1 'CSV')"
             if declare
-            else "UTF-8 text: save it as 'CSV UTF-8' (or as a workbook)",
+            else "UTF-8 text: save it as 'CSV UTF-8' (or as a workbook), or name its encoding "
+            "in the mapping file (encoding = \"cp1252\" for a Windows or Latin-1 'CSV')",
         ) from None
     if "\x00" in text:
         raise _fail(name, "is not a text file (it holds binary data)", "a CSV text file")
@@ -1309,12 +1314,35 @@ def scan_log(
     return LogScan(rel, kind, source, has_row, raw, types)
 
 
+def _utf8_copy(path: Path, folder: str, encoding: str, name: str) -> Path:
+    """A UTF-8 copy of a text file in ``encoding``, written in ``folder`` in pieces."""
+    dec = codecs.getincrementaldecoder(encoding)()
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".csv")
+    out = Path(tmp)
+    lines = 0
+    with path.open("rb") as fin, os.fdopen(fd, "w", encoding="utf-8", newline="") as fout:
+        while chunk := fin.read(1 << 24):
+            try:
+                fout.write(dec.decode(chunk))
+            except UnicodeDecodeError as exc:
+                line = lines + chunk.count(b"\n", 0, max(exc.start, 0)) + 1
+                raise _fail(
+                    name,
+                    f"is not {encoding} text (line {line:,} has bytes that are not)",
+                    "text in the encoding the mapping file names",
+                ) from None
+            lines += chunk.count(b"\n")
+        fout.write(dec.decode(b"", final=True))
+    return out
+
+
 def scan_export_log(
     con: Any,
     path: str | os.PathLike[str],
     *,
     header_row: int | None = None,
     expected: Sequence[str] = (),
+    encoding: str | None = None,
 ) -> tuple[LogScan, int]:
     """Open an export's CSV or Parquet contacts log as a DuckDB relation, below its title rows.
 
@@ -1332,6 +1360,10 @@ def scan_export_log(
         Spreadsheet row (1-based) of the column names; found by default.
     expected : sequence of str
         Column names the header should contain, to find it among title rows.
+    encoding : str, optional
+        Text encoding of a CSV file other than UTF-8: the file is first copied as UTF-8
+        into the connection's temporary folder (DuckDB reads UTF-8), the original is left
+        as it is.
 
     Returns
     -------
@@ -1364,6 +1396,10 @@ def scan_export_log(
         rel = f"read_parquet({esc})"
     elif kind == "csv":
         delim = "\t" if suffix == ".tsv" else ","
+        if encoding is not None and codecs.lookup(encoding).name != "utf-8":
+            folder = str(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+            p = _utf8_copy(p, folder, encoding, source)
+            esc = _sql_text(str(p))
         try:
             with p.open(encoding="utf-8-sig", newline="") as fh:
                 reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
@@ -1371,7 +1407,9 @@ def scan_export_log(
                     [c.strip() or None for c in row]
                     for row in itertools.islice(reader, max(HEADER_SEARCH_ROWS, header_row or 0))
                 ]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        except UnicodeDecodeError as exc:
+            raise unreadable(exc, source, "CSV") from exc
+        except (OSError, csv.Error) as exc:
             raise DataValidationError(
                 [Problem(source, None, (), 0, f"unreadable ({type(exc).__name__})", "a CSV file")]
             ) from exc
@@ -1629,6 +1667,7 @@ def read_sheet(
     sheet: str | int | None = None,
     header_row: int | None = None,
     expected: tuple[str, ...] | list[str] = (),
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """Read one table of an export, finding its header row below any title rows.
 
@@ -1643,6 +1682,9 @@ def read_sheet(
         (see :func:`cis_eval.data.mapping.find_header_row`).
     expected : sequence of str
         Column names the header should contain, to find it among title rows.
+    encoding : str, optional
+        Text encoding of a CSV file; UTF-8 (or UTF-16/32 with a byte-order mark) by
+        default.
 
     Returns
     -------
@@ -1710,7 +1752,7 @@ def read_sheet(
             from io import StringIO
 
             # the main reader's decoding: UTF-8, or UTF-16/32 recognised by their marks
-            text = _decode(p.read_bytes(), name, None, declare=False)
+            text = _decode(p.read_bytes(), name, encoding, declare=False)
             if not text.strip():
                 raise fail("the file is empty", "a header row naming the columns, then the data")
             reader = csv.reader(
@@ -1925,6 +1967,7 @@ def load_export(
                 sheet=tm.sheet,
                 header_row=tm.header_row,
                 expected=tm.expected_headers,
+                encoding=tm.encoding,
             )
         except DataValidationError as exc:
             sheet = f", sheet {tm.sheet!r}" if tm.sheet is not None else ""
@@ -1990,23 +2033,46 @@ def duckdb_session(memory_limit: str) -> Iterator[Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _describe(con: Any, rel: str, source: str, kind: str) -> dict[str, str]:
-    """Column name -> DuckDB type of a scanned file; an unreadable file is a user error."""
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-    except Exception as exc:  # duckdb raises its own error family for unreadable files
-        raise DataValidationError(
+def unreadable(exc: Exception, source: str, kind: str) -> DataValidationError:
+    """The user error for a file DuckDB could not read.
+
+    DuckDB's own message is not shown: it may quote the file's cells.
+    """
+    said = str(exc).lower()
+    if "unicode" in said or "utf-8" in said or "utf8" in said:
+        return DataValidationError(
             [
                 Problem(
                     source,
                     None,
                     (),
                     0,
-                    f"could not be read ({type(exc).__name__})",
-                    f"a readable {kind} file",
+                    "is not UTF-8 text",
+                    "UTF-8 text: save it as 'CSV UTF-8', or name its encoding in the mapping "
+                    "file (encoding = \"cp1252\" for a Windows or Latin-1 'CSV')",
                 )
             ]
-        ) from exc
+        )
+    return DataValidationError(
+        [
+            Problem(
+                source,
+                None,
+                (),
+                0,
+                f"could not be read ({type(exc).__name__})",
+                f"a readable {kind} file",
+            )
+        ]
+    )
+
+
+def _describe(con: Any, rel: str, source: str, kind: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a scanned file; an unreadable file is a user error."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except Exception as exc:  # duckdb raises its own error family for unreadable files
+        raise unreadable(exc, source, kind) from exc
     return {str(r[0]): str(r[1]) for r in described}
 
 

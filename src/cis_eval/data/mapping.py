@@ -14,6 +14,7 @@ A mapping file looks like this::
 
     file = "export.xlsx"        # default file of every table (relative to this file)
     dates = "US"                # "auto", "US" (MM/DD/YYYY) or "ISO" (YYYY-MM-DD)
+    encoding = "cp1252"         # of CSV files not saved as UTF-8 (optional)
 
     [roster]
     sheet = "Roster"
@@ -32,6 +33,7 @@ school levels, yes/no), then the column's kind: grades such as ``"8th Grade"`` b
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import re
@@ -83,8 +85,8 @@ _VOCABULARY = {
     "mode": "mode",
     "school_level": "school_level",
 }
-_TABLE_KEYS = frozenset({"file", "sheet", "header_row", "dates", "columns", "values"})
-_TOP_KEYS = frozenset({"file", "dates", "shipped_wordings"})
+_TABLE_KEYS = frozenset({"file", "sheet", "header_row", "dates", "encoding", "columns", "values"})
+_TOP_KEYS = frozenset({"file", "dates", "encoding", "shipped_wordings"})
 _ORDINALS = {
     "sixth": 6,
     "seventh": 7,
@@ -147,6 +149,9 @@ class TableMapping:
     dates : {"auto", "US", "ISO"}
         How dates are written: ``"US"`` is MM/DD/YYYY; ``"auto"`` accepts ISO dates and
         US dates that cannot be read another way.
+    encoding : str or None
+        Text encoding of a CSV file (e.g. ``"cp1252"`` for a Windows "CSV" saved by
+        Excel); ``None`` reads UTF-8 (or UTF-16/32 with a byte-order mark).
     """
 
     table: str
@@ -156,6 +161,7 @@ class TableMapping:
     columns: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     dates: DateFormat = "auto"
+    encoding: str | None = None
 
     @property
     def expected_headers(self) -> tuple[str, ...]:
@@ -340,6 +346,19 @@ def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> Export
     if default_dates not in DATE_FORMATS:
         bad("dates", f"unknown date format {_shown(default_dates)}", "auto, US or ISO")
         default_dates = "auto"
+
+    def encoding_of(where: str, value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return codecs.lookup(value).name
+            except LookupError:
+                pass
+        bad(where, f"unknown text encoding {_shown(value)}", 'a codec name such as "cp1252"')
+        return None
+
+    default_encoding = encoding_of("encoding", data.get("encoding"))
     shipped = data.get("shipped_wordings", True)
     if not isinstance(shipped, bool):
         bad("shipped_wordings", "not true or false", "true or false")
@@ -372,6 +391,11 @@ def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> Export
         elif not isinstance(header, int) or isinstance(header, bool) or header < 1:
             bad(f"[{name}] header_row", f"{_shown(header)} is not a row", '"auto" or a row >= 1')
             header = None
+        encoding = (
+            encoding_of(f"[{name}] encoding", spec["encoding"])
+            if "encoding" in spec
+            else default_encoding
+        )
         dates = spec.get("dates", default_dates)
         if dates not in DATE_FORMATS:
             bad(f"[{name}] dates", f"unknown date format {_shown(dates)}", "auto, US or ISO")
@@ -449,6 +473,7 @@ def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> Export
             columns,
             values,
             dates,
+            encoding,
         )
     if not tables and not problems:
         bad("", "describes no table", "a [roster] or [students] section, and [contacts]")

@@ -61,6 +61,7 @@ __all__ = [
     "Contract",
     "ValidationReport",
     "check_number_format",
+    "row_numbering",
     "spreadsheet_rows",
     "validate",
 ]
@@ -812,7 +813,7 @@ def _check_coordinators(k: pd.DataFrame, ck: _Checker, students: pd.DataFrame | 
         )
 
 
-def _row_numbering(frame: pd.DataFrame) -> dict[str, Any]:
+def row_numbering(frame: pd.DataFrame) -> dict[str, Any]:
     """Where a table's rows sit in its spreadsheet, from what its reader recorded.
 
     A table read through a mapping file (:func:`cis_eval.io.read_sheet`) records the
@@ -930,7 +931,7 @@ def validate(
             frame.attrs.get("renamed"),
             decimal=dec,
             thousands=sep,
-            **_row_numbering(frame),
+            **row_numbering(frame),
         )
         checkers[name] = ck
         typed[name] = _typed(frame, name, ck, contract)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,8 +20,9 @@ import pandas as pd
 
 from .._core.receipt import id_text, require_columns
 from ..data.mapping import MappedLog, mapped_columns, needs_recoding, recode_distinct
+from ..data.validate import row_numbering, spreadsheet_rows
 from ..errors import DataValidationError, OptionError, Problem
-from ..io import duckdb_session, scan_export_log, scan_log
+from ..io import duckdb_session, scan_export_log, scan_log, unreadable
 from ..schema import COLUMNS, MODES, SERVICE_AREAS, normalise_category
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ class Log:
     cid_text: bool = True
     cid_codes: pd.Index | None = None
     trimmed: bool = True  # text identifiers were trimmed (or needed no trimming)
+    # Where a DataFrame's rows sit in its spreadsheet (read through a mapping file, below
+    # title rows and around blank rows); empty: the header is row 1.
+    numbering: dict[str, Any] = field(default_factory=dict)
 
     def sid(self, expr: str) -> str:
         """SQL for a log student key, comparable with ``roster.sid_key``."""
@@ -176,7 +180,11 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
     """
     spec = mlog.spec
     scan, header = scan_export_log(
-        con, mlog.path, header_row=spec.header_row, expected=spec.expected_headers
+        con,
+        mlog.path,
+        header_row=spec.header_row,
+        expected=spec.expected_headers,
+        encoding=spec.encoding,
     )
     source = f"contacts ({scan.source})"  # as the in-memory path names the table
     cols, problems, _ = mapped_columns(list(scan.types), spec, source)
@@ -311,7 +319,14 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
     # row (header row + position) for messages, without numbering 25 million rows.
     con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(f"CREATE TEMP TABLE log_t AS SELECT {', '.join(select)} FROM ({middle_sql}) m")
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE log_t AS SELECT {', '.join(select)} FROM ({middle_sql}) m"
+            )
+        except Exception as exc:  # DuckDB's own family: a file it cannot parse
+            if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+                raise
+            raise unreadable(exc, scan.source, "CSV") from exc
         con.execute(f"CREATE TEMP VIEW log AS SELECT rowid + {header - 1} AS _row, * FROM log_t")
         n_left = con.execute("SELECT count(*) FROM log WHERE _unmatched").fetchall()[0][0]
         left = (
@@ -511,6 +526,8 @@ def open_log(
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW log AS SELECT {body}")
     out = Log(con, source, kind, has_row, cats)
+    if isinstance(contacts, pd.DataFrame):
+        out.numbering = row_numbering(contacts)
     out.trimmed = kind == "csv" or trim
     out.sid_text = types[raw["student_id"]] == "VARCHAR"
     out.cid_text = types[raw["coordinator_id"]] == "VARCHAR"
@@ -546,6 +563,9 @@ def problem_rows(log: Log, condition: str, join: str = "") -> tuple[int, ...]:
             rows = con.execute(sql).fetchall()
         finally:
             con.execute("SET preserve_insertion_order = false")
+        if log.numbering:
+            positions = np.array([int(r[0]) for r in rows], dtype=np.int64)
+            return tuple(int(v) for v in spreadsheet_rows(positions, **log.numbering))
     return tuple(int(r[0]) + 2 for r in rows)
 
 
@@ -592,8 +612,14 @@ def check_log(
     log: Log,
     school_year: tuple[pd.Timestamp, pd.Timestamp] | None,
     coordinators: pd.DataFrame,
+    *,
+    staff_warning: bool = True,
 ) -> tuple[pd.DataFrame, tuple[pd.Timestamp, pd.Timestamp] | None, list[Problem], list[Problem]]:
-    """First pass: validity counts, the date x tier x service x mode cube and arm per row."""
+    """First pass: validity counts, the date x tier x service x mode cube and arm per row.
+
+    ``staff_warning=False`` leaves out the warning about coordinators missing from the
+    coordinators table (validation has given it already).
+    """
     con = log.con
     key = sid_key(log)
     too_short, too_long = f"l.minutes < {_MINUTES[0]:g}", f"l.minutes > {_MINUTES[1]:g}"
@@ -798,7 +824,7 @@ def check_log(
                     f"dates from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}",
                 )
             )
-    if len(coordinators):
+    if len(coordinators) and staff_warning:
         con.register("staff", coordinators)
         text, join = log.coordinator("g.ck")
         per = fetch(

@@ -29,6 +29,7 @@ import pandas as pd
 
 from .._typing import check_option
 from ..data.mapping import MappedLog
+from ..data.validate import VALIDATED
 from ..errors import DataValidationError, DesignWarning, OptionError, OptionTypeError, Problem
 from ..io import file_size
 from ..outcomes import DEFAULT_CHRONIC_THRESHOLD
@@ -106,7 +107,7 @@ def _validated(
     the roster), and nothing is coerced or dropped silently: a value that is not what the
     contract expects is an error naming its table, column and rows.
     """
-    from ..data.validate import VALIDATED, validate
+    from ..data.validate import validate
 
     if not isinstance(students, pd.DataFrame):
         raise TypeError(f"students must be a pandas DataFrame, got {type(students).__name__}")
@@ -276,6 +277,9 @@ def fidelity(
     )
     bar = _Progress(bool(show), 7)
     try:
+        # A log validated by the caller has had its warnings given: the ones validation
+        # also checks are not repeated below.
+        seen = isinstance(contacts, pd.DataFrame) and VALIDATED in contacts.attrs
         students, contacts, coordinators = _validated(students, contacts, coordinators, school_year)
         trial = has_control(students)
         roster = roster_frame(students)
@@ -285,17 +289,22 @@ def fidelity(
             register_roster(con, roster.assign(sid_key=log.roster_key(roster["student_id"])))
             bar.step("checking the log")
             given = year
-            cube, year, errors, notes = check_log(log, given, staff)
+            cube, year, errors, notes = check_log(log, given, staff, staff_warning=not seen)
             if needs_trim(log, cube):
                 log = open_log(con, contacts, column_map, trim=True)
-                cube, year, errors, notes = check_log(log, given, staff)
+                cube, year, errors, notes = check_log(log, given, staff, staff_warning=not seen)
             if errors:
                 raise DataValidationError(errors)
             # Dates were all valid and at least one exists, so the year is known.
             assert year is not None
             bar.step("per student")
             aggregate_students(log, year)
-            early_note = _early_contacts(log, trial)
+            # validation checks contacts against random assignment, not a start of services
+            early_note = (
+                None
+                if seen and "assignment_date" in students.columns
+                else _early_contacts(log, trial)
+            )
             if early_note is not None:
                 notes.append(early_note)
             last = con.execute("SELECT max(date) FROM log").fetchall()[0][0]

@@ -1,0 +1,129 @@
+"""Exports not saved as UTF-8, and warnings that name the export's own rows once.
+
+A "CSV" saved by Excel on Windows is cp1252 text. The mapping file names it
+(``encoding = "cp1252"``), and both ways of reading a log (into pandas, or left on disk
+for DuckDB) then read the same names; without it the message says what to do.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cis_eval as ce
+from cis_eval.cli.main import main
+from cis_eval.errors import DataValidationError, DesignWarning
+
+FIXTURES = Path(__file__).parent / "fixtures" / "affiliate"
+ACCENTED = "María López"
+
+
+def _export(tmp_path: Path, *, encoding: str | None, write_as: str = "cp1252") -> Path:
+    for f in ("affiliate_export.xlsx", "mapping.toml"):
+        shutil.copy(FIXTURES / f, tmp_path / f)
+    text = (FIXTURES / "service_log.csv").read_text(encoding="utf-8")
+    assert "Maria Lopez" in text
+    (tmp_path / "service_log.csv").write_bytes(
+        text.replace("Maria Lopez", ACCENTED).encode(write_as)
+    )
+    mapping = tmp_path / "mapping.toml"
+    if encoding is not None:
+        m = mapping.read_text(encoding="utf-8")
+        mapping.write_text(
+            m.replace("[contacts]\n", f'[contacts]\nencoding = "{encoding}"\n', 1),
+            encoding="utf-8",
+        )
+    return mapping
+
+
+def _coordinators(mapping: Path, *, on_disk: bool) -> pd.DataFrame:
+    export = ce.load_export(mapping, log_on_disk=on_disk)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ce.fidelity(
+            export.roster,
+            export.contacts_log if on_disk else export.contacts,
+            export.coordinators,
+        )
+    return res.to_frame("coordinator")
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_cp1252_log_is_read_when_the_mapping_names_it(tmp_path, on_disk):
+    mapping = _export(tmp_path, encoding="cp1252")
+    before = (tmp_path / "service_log.csv").read_bytes()
+    coords = _coordinators(mapping, on_disk=on_disk)
+    assert ACCENTED in set(coords["coordinator_id"])
+    assert (tmp_path / "service_log.csv").read_bytes() == before  # the input is untouched
+
+
+def test_both_ways_of_reading_agree_on_a_cp1252_log(tmp_path):
+    mapping = _export(tmp_path, encoding="windows-1252")  # an alias of the same codec
+    pd.testing.assert_frame_equal(
+        _coordinators(mapping, on_disk=False), _coordinators(mapping, on_disk=True)
+    )
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_without_the_key_the_message_says_what_to_do(tmp_path, on_disk):
+    mapping = _export(tmp_path, encoding=None)
+    with pytest.raises(DataValidationError) as exc:
+        _coordinators(mapping, on_disk=on_disk)
+    text = str(exc.value)
+    assert "service_log.csv" in text and "UTF-8" in text and 'encoding = "cp1252"' in text
+
+
+def test_bytes_that_are_not_the_named_encoding_are_an_error_with_a_line(tmp_path):
+    # UTF-8 bytes declared as ASCII: the first accented name is on line 7
+    mapping = _export(tmp_path, encoding="ascii", write_as="utf-8")
+    for on_disk in (False, True):
+        with pytest.raises(DataValidationError) as exc:
+            _coordinators(mapping, on_disk=on_disk)
+        assert "is not ascii text (line 7" in str(exc.value)
+
+
+def test_a_late_byte_of_another_encoding_is_a_user_error_on_disk(tmp_path):
+    # past the rows read to find the header: DuckDB meets it while reading the log
+    mapping = _export(tmp_path, encoding=None, write_as="utf-8")
+    raw = (tmp_path / "service_log.csv").read_bytes()
+    at = raw.index(ACCENTED.encode("utf-8"), len(raw) // 2)
+    (tmp_path / "service_log.csv").write_bytes(
+        raw[:at] + ACCENTED.encode("cp1252") + raw[at + len(ACCENTED.encode("utf-8")) :]
+    )
+    with pytest.raises(DataValidationError, match="is not UTF-8 text"):
+        _coordinators(mapping, on_disk=True)
+    out = tmp_path / "r.html"
+    assert main(["fidelity", "--mapping", str(mapping), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ['"klingon"', "12", "true"])
+def test_an_unknown_encoding_names_the_key(tmp_path, value):
+    mapping = _export(tmp_path, encoding=None)
+    m = mapping.read_text(encoding="utf-8")
+    mapping.write_text(
+        m.replace("[contacts]\n", f"[contacts]\nencoding = {value}\n", 1), encoding="utf-8"
+    )
+    assert main(["map", "--check", str(mapping)]) == 2
+    with pytest.raises(DataValidationError, match=r"\[contacts\] encoding.*unknown text encoding"):
+        ce.load_export(mapping)
+
+
+def test_a_warning_names_the_exports_rows_once(tmp_path, capsys):
+    # Contacts by a coordinator missing from the staff sheet, first in spreadsheet rows
+    # 7, 10, 15, 18 and 31 of a log with three title rows: said once, with those rows.
+    mapping = _export(tmp_path, encoding="cp1252")
+    out = tmp_path / "report.html"
+    assert main(["fidelity", "--mapping", str(mapping), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if "not in the coordinators table" in x]
+    assert len(lines) == 1, err
+    assert "(rows 7, 10, 15, 18, 31 and " in lines[0]
+    # and the same rows through the Python API on the in-memory log
+    export = ce.load_export(mapping)
+    with pytest.warns(DesignWarning, match=r"rows 7, 10, 15, 18, 31 "):
+        ce.fidelity(export.roster, export.contacts, export.coordinators)
