@@ -127,3 +127,38 @@ def test_a_warning_names_the_exports_rows_once(tmp_path, capsys):
     export = ce.load_export(mapping)
     with pytest.warns(DesignWarning, match=r"rows 7, 10, 15, 18, 31 "):
         ce.fidelity(export.roster, export.contacts, export.coordinators)
+
+
+# ----------------------------------------------------------------------------- delimiters
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_an_export_with_another_delimiter_reads_as_with_commas(tmp_path, sep):
+    # Excel in some locales saves ";" and other systems tabs or pipes; title rows above
+    # the header hold no delimiter at all, so the header row decides.
+    for f in ("affiliate_export.xlsx", "mapping.toml", "service_log.csv"):
+        shutil.copy(FIXTURES / f, tmp_path / f)
+    text = (FIXTURES / "service_log.csv").read_text(encoding="utf-8")
+    assert '"' not in text  # no quoted commas: swapping the delimiter keeps every cell
+    (tmp_path / "other.csv").write_text(text.replace(",", sep), encoding="utf-8")
+    m = (tmp_path / "mapping.toml").read_text(encoding="utf-8")
+    other = tmp_path / "other.toml"
+    other.write_text(m.replace('"service_log.csv"', '"other.csv"'), encoding="utf-8")
+    want = _coordinators(tmp_path / "mapping.toml", on_disk=False)
+    for on_disk in (False, True):
+        pd.testing.assert_frame_equal(_coordinators(other, on_disk=on_disk), want)
+    assert main(["map", "--check", str(other)]) == 0
+    draft = tmp_path / "draft.toml"
+    args = ["map", "--init", str(tmp_path / "affiliate_export.xlsx"), str(tmp_path / "other.csv")]
+    assert main([*args, "--out", str(draft)]) == 0
+    assert '"Service Category" = "service_type"' in draft.read_text(encoding="utf-8")
+
+
+def test_the_delimiter_is_the_one_that_splits_the_header():
+    from cis_eval.io import export_delimiter
+
+    text = "Report title; with a semicolon\n\nID,Name,Minutes\n1,A;B,30\n2,C,45\n"
+    assert export_delimiter(text, ",") == ","
+    assert export_delimiter(text, ",", ["ID", "Minutes"]) == ","
+    assert export_delimiter(text.replace(",", "\t"), ",", ["ID", "Minutes"]) == "\t"
+    assert export_delimiter("one cell only\n", ",") == ","  # nothing to go on: the default

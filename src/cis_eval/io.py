@@ -1336,6 +1336,43 @@ def _utf8_copy(path: Path, folder: str, encoding: str, name: str) -> Path:
     return out
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def export_delimiter(
+    text: str, default: str, expected: Sequence[str] = (), top_rows: int = 0
+) -> str:
+    """The delimiter of an export's CSV text, below any title rows above its header.
+
+    Each of ``, ; tab |`` splits the top rows; the one whose header row holds most of the
+    ``expected`` column names wins (without any, the one giving the widest row), and
+    ``default`` on a tie: a title row of one cell says nothing about the delimiter.
+    """
+    import csv
+    import itertools
+    from io import StringIO
+
+    from .data.mapping import HEADER_SEARCH_ROWS, find_header_row, wording_key
+
+    want = {wording_key(e) for e in expected if e}
+    n = max(HEADER_SEARCH_ROWS, top_rows)
+    best, score = default, (-1, -1)
+    for sep in (default, *(d for d in _DELIMITERS if d != default)):
+        try:
+            reader = csv.reader(StringIO(text, newline=""), delimiter=sep)
+            rows = [[c.strip() or None for c in r] for r in itertools.islice(reader, n)]
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        head = rows[find_header_row(rows, expected)[0]]
+        named = sum(1 for v in head if v is not None and wording_key(v) in want)
+        wide = sum(v is not None for v in head)
+        if (named, wide) > score and (named > 0 or wide > 1):
+            best, score = sep, (named, wide)
+    return best
+
+
 def scan_export_log(
     con: Any,
     path: str | os.PathLike[str],
@@ -1379,6 +1416,7 @@ def scan_export_log(
     """
     import csv
     import itertools
+    from io import StringIO
 
     from .data.mapping import HEADER_SEARCH_ROWS, find_header_row
 
@@ -1395,24 +1433,28 @@ def scan_export_log(
     if kind == "parquet":
         rel = f"read_parquet({esc})"
     elif kind == "csv":
-        delim = "\t" if suffix == ".tsv" else ","
         if encoding is not None and codecs.lookup(encoding).name != "utf-8":
             folder = str(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
             p = _utf8_copy(p, folder, encoding, source)
             esc = _sql_text(str(p))
         try:
             with p.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                grid = [
-                    [c.strip() or None for c in row]
-                    for row in itertools.islice(reader, max(HEADER_SEARCH_ROWS, header_row or 0))
-                ]
+                head_text = fh.read(1 << 20)  # the top rows: enough to find the header
+            sep = export_delimiter(
+                head_text, "\t" if suffix == ".tsv" else ",", expected, header_row or 0
+            )
+            reader = csv.reader(StringIO(head_text, newline=""), delimiter=sep)
+            grid = [
+                [c.strip() or None for c in row]
+                for row in itertools.islice(reader, max(HEADER_SEARCH_ROWS, header_row or 0))
+            ]
         except UnicodeDecodeError as exc:
             raise unreadable(exc, source, "CSV") from exc
         except (OSError, csv.Error) as exc:
             raise DataValidationError(
                 [Problem(source, None, (), 0, f"unreadable ({type(exc).__name__})", "a CSV file")]
             ) from exc
+        delim = "\\t" if sep == "\t" else sep  # DuckDB's escape for a tab
         if header_row is not None:
             head = header_row - 1
         elif grid:
@@ -1755,9 +1797,8 @@ def read_sheet(
             text = _decode(p.read_bytes(), name, encoding, declare=False)
             if not text.strip():
                 raise fail("the file is empty", "a header row naming the columns, then the data")
-            reader = csv.reader(
-                StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ","
-            )
+            sep = export_delimiter(text, "\t" if kind == "tsv" else ",", expected, top_rows)
+            reader = csv.reader(StringIO(text, newline=""), delimiter=sep)
             try:
                 grid = [
                     [c.strip() or None for c in row] for row in itertools.islice(reader, top_rows)
@@ -1801,7 +1842,6 @@ def read_sheet(
         import warnings
         from io import StringIO
 
-        sep = "\t" if kind == "tsv" else ","
         # rows below the header as wide as it, or an error naming them (pandas would pad a
         # short row and drop the cells of a long one without a word)
         bad, n_bad, fields = _ragged(text, sep, name, header=head, rows=True)
