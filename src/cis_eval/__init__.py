@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 # below (for type checkers and IDEs) and in ``__all__``; a test checks the three agree.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".data.describe": ("TrialSummary", "describe"),
-    ".data.mapping": ("LoadedExport",),
+    ".data.mapping": ("LoadedExport", "MappedLog"),
     ".data.simulate": ("SimulatedTrial", "Truth", "simulate"),
     ".data.validate": ("ValidationReport", "validate"),
     ".design.assign": ("Assignment", "assign", "verify_assignment"),
@@ -89,7 +89,7 @@ _WHERE: dict[str, str] = {name: module for module, names in _EXPORTS.items() for
 if TYPE_CHECKING:
     from . import errors, io, schema
     from .data.describe import TrialSummary, describe
-    from .data.mapping import LoadedExport
+    from .data.mapping import LoadedExport, MappedLog
     from .data.simulate import (
         SimulatedTrial,
         Truth,
@@ -187,6 +187,7 @@ __all__ = [
     "FidelityTargets",
     "ITTResult",
     "LoadedExport",
+    "MappedLog",
     "Outcome",
     "PowerDesign",
     "PowerResult",
