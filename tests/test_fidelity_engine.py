@@ -195,3 +195,38 @@ def test_a_mean_on_a_boundary_is_judged_the_same_every_time(noise):
     # 27 is exactly 10% short of 30; a parallel sum may land a bit either side of it
     assert Target("weeks", 30, None, "x").status(27.0 + noise, 0.1) == "near"
     assert Target("caseload", None, 100, "x").status(110.0 + noise * 4, 0.1) == "near"
+
+
+def test_a_large_network_gets_readable_charts():
+    from matplotlib.figure import Figure
+
+    from cis_eval.fidelity import plots
+
+    sim = ce.simulate(seed=5, n_students=4_000, n_schools=60)
+    res = _result(sim.students, sim.contacts)
+    n = len(res.to_frame("school"))
+    assert n > plots.CHART_ROWS
+    fig = plots.figure_benchmarks(res, 10)
+    assert fig.get_size_inches()[1] < 4  # not one row per school
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Schools"] * 3
+    drawn = plots.charted_coordinators(res)
+    assert len(drawn) == plots.CHART_LINES
+    totals = res.to_frame("monthly").groupby("coordinator_id")["contacts"].sum()
+    assert set(drawn) == set(totals.sort_values(ascending=False).index[: plots.CHART_LINES])
+    ax = Figure().add_subplot()
+    plots.plot_monthly(res, ax, 10)
+    assert len(ax.get_lines()) == plots.CHART_LINES
+    html = res.report().to_html()
+    assert f"How many of the {n:,} schools" in html
+    assert f"the {plots.CHART_LINES} of" in html
+
+
+def test_a_small_network_keeps_one_row_per_school(small_trial):
+    from cis_eval.fidelity import plots
+
+    res = _result(small_trial.students, small_trial.contacts)
+    fig = plots.figure_benchmarks(res, 10)
+    assert fig.axes[0].get_ylabel() != "Schools"
+    assert (
+        len(plots.charted_coordinators(res)) == res.to_frame("monthly")["coordinator_id"].nunique()
+    )

@@ -691,3 +691,19 @@ def test_fidelity_runs_from_the_export_through_the_mapping_file(export, capsys):
     assert "(3 schools" in capsys.readouterr().out
     html = out.read_text(encoding="utf-8")
     assert not any(str(r["Student ID"]) in html for r in _raw_sheet("Roster", 4))
+
+
+@pytest.mark.parametrize(
+    ("small", "large", "typo"),
+    [
+        ("SCH005800", "SCH008080", False),  # codes that differ in their numbers
+        ("PS 112", "PS 121", False),
+        ("Lincon Middle 2", "Lincoln Middle 2", True),  # the words differ: a typo
+    ],
+)
+def test_only_names_that_differ_in_their_words_look_like_typos(small, large, typo):
+    from cis_eval.data.mapping import school_warnings
+
+    roster = pd.DataFrame({"student_id": range(41), "school_id": [small] + [large] * 40})
+    found = [w for w in school_warnings({"roster": roster}) if "close to" in w.message]
+    assert bool(found) == typo

@@ -1052,6 +1052,9 @@ def apply_mapping(
     return out.reset_index(drop=True), problems, notes
 
 
+_DIGITS = re.compile(r"\D")  # removes all but the digits
+
+
 def school_warnings(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     """Warn about school names that are probably typos of another school's name.
 
@@ -1076,7 +1079,14 @@ def school_warnings(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
         others = names[: int(np.searchsorted(larger, -2 * n, side="left"))]
         seen = set(others)
         others += [k for k in known if k != name and k not in seen]
-        near = difflib.get_close_matches(str(name), others, n=1, cutoff=0.8)
+        # Names that differ in their numbers are different schools ("SCH005800" and
+        # "SCH008080", "PS 121" and "PS 112"): a typo is in the words.
+        digits = _DIGITS.sub("", str(name))
+        near = [
+            o
+            for o in difflib.get_close_matches(str(name), others, n=5, cutoff=0.8)
+            if _DIGITS.sub("", o) == digits
+        ][:1]
         if (known and name not in known) or near:
             mask = roster["school_id"].eq(str(name)).fillna(False).to_numpy()
             rows, k = _rows_of(

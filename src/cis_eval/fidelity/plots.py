@@ -257,12 +257,27 @@ def monthly_series(res: FidelityResult, k: int) -> pd.DataFrame:
     return frame
 
 
+def charted_coordinators(res: FidelityResult) -> list[str]:
+    """The coordinators drawn in the monthly figure.
+
+    All of them, or the :data:`CHART_LINES` with most Level 2 contacts (every
+    coordinator stays in the monthly table).
+    """
+    totals = res._monthly.groupby("coordinator_id", sort=True)["contacts"].sum()
+    if len(totals) <= CHART_LINES:
+        return [str(c) for c in totals.index]
+    top = totals.sort_values(ascending=False, kind="stable").index[:CHART_LINES]
+    return [str(c) for c in top]
+
+
 def plot_monthly(res: FidelityResult, ax: Axes, k: int, what: str = "contacts") -> Axes:
     """Level 2 contacts (or hours, or students reached) per month, one line per coordinator."""
     import matplotlib.dates as mdates
 
     series = monthly_series(res, k)
     label = {"contacts": "Level 2 contacts", "hours": "Hours", "students": "Students reached"}
+    shown = charted_coordinators(res)
+    series = series[series["coordinator_id"].isin(shown)]
     for cid, d in series.groupby("coordinator_id", sort=True):
         y = d[what].astype(float).where(~d["suppressed"])
         ax.plot(
@@ -340,13 +355,58 @@ def figure_dosage(res: FidelityResult, k: int) -> Any:
     return fig
 
 
+CHART_ROWS = 40
+"""Schools drawn one per row in the benchmark figure; a larger network is drawn as the
+spread of its schools (every school stays in the table)."""
+CHART_LINES = 12
+"""Coordinators drawn one line each in the monthly figure (those with most contacts)."""
+
+
+def plot_benchmark_spread(res: FidelityResult, ax: Axes, measure: str, k: int) -> Axes:
+    """How many schools have each mean of one measure, against the benchmark and target.
+
+    For a network too large for one row per school. Schools whose dosage is suppressed
+    are left out (their means are hidden in the table too).
+    """
+    res = pooled(res, k)
+    s = res.to_frame("school")
+    hidden = row_masks(res, k).dosage
+    vals = s[f"{measure}_{MEASURES[measure].statistic}"].astype(float).to_numpy()
+    vals = vals[~hidden & np.isfinite(vals)]
+    if vals.size:
+        ax.hist(vals, bins=min(30, max(5, vals.size // 20)), color="#5b8fa8")
+    for which, style, color, name in (
+        ("study", "-", "#555", "study"),
+        ("user", "--", "#a03000", "target"),
+    ):
+        t = res.targets.get(measure, which)  # type: ignore[arg-type]
+        if t is not None and t.low is not None:
+            ax.axvline(
+                t.low, color=color, linestyle=style, linewidth=1, label=f"{name}: {_short(t.low)}"
+            )
+    ax.set_xlabel(f"{MEASURES[measure].label}", fontsize=9)
+    ax.set_ylabel("Schools", fontsize=9)
+    ax.set_xlim(left=0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=7, loc="upper right")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
 def figure_benchmarks(res: FidelityResult, k: int) -> Any:
-    """The report's benchmark figure: schools on contacts, hours and weeks."""
+    """The report's benchmark figure: schools on contacts, hours and weeks.
+
+    One row per school up to :data:`CHART_ROWS` schools; beyond, the spread of the
+    schools' means (a chart thousands of rows tall would be unreadable and huge).
+    """
     from matplotlib.figure import Figure
 
     n = len(pooled(res, k)._schools)
-    fig = Figure(figsize=(9.0, max(2.4, 0.2 * n + 1.0)))
-    for ax, m in zip(fig.subplots(1, 3, sharey=True), ("contacts", "hours", "weeks"), strict=True):
-        plot_benchmarks(res, ax, m, k)
+    spread = n > CHART_ROWS
+    fig = Figure(figsize=(9.0, 2.6 if spread else max(2.4, 0.2 * n + 1.0)))
+    draw = plot_benchmark_spread if spread else plot_benchmarks
+    axes = fig.subplots(1, 3, sharey=not spread)
+    for ax, m in zip(axes, ("contacts", "hours", "weeks"), strict=True):
+        draw(res, ax, m, k)
     fig.tight_layout()
     return fig

@@ -17,6 +17,8 @@ from ..present.privacy import SUPPRESSED
 from ..present.table import Table
 from .frames import program_rows, reached_rows, rec, records, short_of
 from .plots import (
+    CHART_LINES,
+    CHART_ROWS,
     figure,
     figure_benchmarks,
     figure_dosage,
@@ -422,8 +424,13 @@ def add_to_report(res: FidelityResult, rep: Report, k: int, *, full: bool = True
         f"it, amber is within {res.targets.tolerance:.0%}, red falls short."
     )
     _split(rep, tables["school"], 8, "Reach and dosage by school", "Timing of service by school")
+    n_schools = len(pooled(res, k)._schools)  # as the figure counts them
     rep.figure(
-        figure_benchmarks(res, k), "Schools against the benchmarks (mean per student reached)."
+        figure_benchmarks(res, k),
+        "Schools against the benchmarks (mean per student reached)."
+        if n_schools <= CHART_ROWS
+        else f"How many of the {n_schools:,} schools have each mean per student reached, "
+        "against the benchmarks (every school is in the table above).",
     )
     if full:
         rep.heading("Coordinators")
@@ -454,9 +461,17 @@ def add_to_report(res: FidelityResult, rep: Report, k: int, *, full: bool = True
             "mid-year is a prompt to ask why, not a verdict."
         )
         rep.table(tables["monthly"])
+        n_lines = res._monthly["coordinator_id"].nunique()
         rep.figure(
             figure(lambda ax: plot_monthly(res, ax, k), (8.0, 2.8)),
-            "Level 2 contacts per month by coordinator. Gaps are months suppressed for privacy.",
+            "Level 2 contacts per month by coordinator"
+            + (
+                ""
+                if n_lines <= CHART_LINES
+                else f" (the {CHART_LINES} of {n_lines:,} coordinators with most contacts; "
+                "every coordinator is in the table above)"
+            )
+            + ". Gaps are months suppressed for privacy.",
         )
     rep.heading("How much service students received")
     rep.table(tables["dosage"])
