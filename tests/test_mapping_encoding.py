@@ -162,3 +162,40 @@ def test_the_delimiter_is_the_one_that_splits_the_header():
     assert export_delimiter(text, ",", ["ID", "Minutes"]) == ","
     assert export_delimiter(text.replace(",", "\t"), ",", ["ID", "Minutes"]) == "\t"
     assert export_delimiter("one cell only\n", ",") == ","  # nothing to go on: the default
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _problem_rows(folder: Path, on_disk: bool) -> dict[str, tuple[int, ...]]:
+    """Rows named by each column's problem, wherever the route finds it."""
+    try:
+        export = ce.load_export(folder / "mapping.toml", log_on_disk=on_disk)
+        log = export.contacts_log if on_disk else export.contacts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ce.fidelity(export.roster, log, export.coordinators)
+    except DataValidationError as exc:
+        return {str(p.column): p.rows for p in exc.problems}
+    raise AssertionError("no problem found")
+
+
+@pytest.mark.parametrize("bad", [(5, "Astrology"), (4, "9000")])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_rows_below_blank_lines_are_the_spreadsheets(tmp_path, bad, newline):
+    # Blank lines in the body of the log (DuckDB skips them): the row named after them is
+    # still the row a spreadsheet shows, on disk as in memory.
+    for f in ("affiliate_export.xlsx", "mapping.toml"):
+        shutil.copy(FIXTURES / f, tmp_path / f)
+    lines = (FIXTURES / "service_log.csv").read_text(encoding="utf-8").split("\n")
+    field, value = bad
+    cells = lines[30].split(",")
+    cells[field] = value
+    lines[30] = ",".join(cells)
+    lines[25:25] = ["", ""]  # two blank lines above the bad row
+    lines.insert(10, "")  # and one more higher up
+    (tmp_path / "service_log.csv").write_bytes(newline.join(lines).encode("utf-8"))
+    row = next(i + 1 for i, x in enumerate(lines) if f",{value}," in x)
+    for on_disk in (False, True):
+        found = _problem_rows(tmp_path, on_disk)
+        assert [r for r in found.values() if row in r], (on_disk, found, row)

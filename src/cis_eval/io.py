@@ -1209,6 +1209,8 @@ class LogScan:
         Contract column -> the file's column (after ``column_map``).
     types : dict of str to str
         The file's column -> its DuckDB type.
+    path : str
+        The file DuckDB reads (a UTF-8 copy of a file in another encoding).
     """
 
     relation: str
@@ -1217,6 +1219,7 @@ class LogScan:
     has_row: bool
     columns: dict[str, str]
     types: dict[str, str]
+    path: str = ""
 
 
 def scan_log(
@@ -1480,7 +1483,7 @@ def scan_export_log(
             ]
         )
     types = _describe(con, rel, source, kind)
-    return LogScan(rel, kind, source, False, {c: c for c in types}, types), head + 1
+    return LogScan(rel, kind, source, False, {c: c for c in types}, types, str(p)), head + 1
 
 
 def _head_text(path: Path, size: int = 1 << 20) -> str:

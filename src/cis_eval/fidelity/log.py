@@ -10,7 +10,7 @@ per-student table ``st`` that :mod:`cis_eval.fidelity.frames` summarises.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -92,6 +92,21 @@ class Log:
     # Where a DataFrame's rows sit in its spreadsheet (read through a mapping file, below
     # title rows and around blank rows); empty: the header is row 1.
     numbering: dict[str, Any] = field(default_factory=dict)
+    # An export's log on disk: its file and header row, to find the blank lines below the
+    # header that DuckDB skips (only when rows are reported).
+    export_file: tuple[str, int] | None = None
+
+    def rows(self, numbers: Sequence[int]) -> tuple[int, ...]:
+        """Spreadsheet rows of rows numbered as if no blank line were skipped."""
+        out = sorted(int(r) for r in numbers)
+        if self.export_file is None or not out:
+            return tuple(out)
+        path, header = self.export_file
+        gaps = blank_lines(path, header)
+        if not gaps:
+            return tuple(out)
+        pos = np.asarray(out, dtype=np.int64) - header - 1
+        return tuple(int(v) for v in spreadsheet_rows(pos, header, gaps))
 
     def sid(self, expr: str) -> str:
         """SQL for a log student key, comparable with ``roster.sid_key``."""
@@ -122,6 +137,31 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     """The result of a query as a pandas DataFrame."""
     frame: pd.DataFrame = con.execute(sql).df()
     return frame
+
+
+def blank_lines(path: str, header: int) -> tuple[tuple[int, int], ...]:
+    """Runs of empty lines below the header of a CSV file, as ``(first row, how many)``.
+
+    DuckDB skips them, so rows after one are numbered from the file here (a scan in C,
+    made only when rows are reported).
+    """
+    import mmap
+    import re
+
+    runs: list[tuple[int, int]] = []
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return ()
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            line, last = 1, 0
+            for m in re.finditer(rb"\n(?:\r?\n)+", mm):
+                line += mm[last : m.start()].count(b"\n") + 1
+                n = m.group().count(b"\n") - 1
+                last = m.end()
+                if line + 1 > header:
+                    runs.append((line + 1, n))
+                line += n
+    return tuple(runs)
 
 
 def register_roster(con: duckdb.DuckDBPyConnection, roster: pd.DataFrame) -> None:
@@ -187,6 +227,8 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
         encoding=spec.encoding,
     )
     source = f"contacts ({scan.source})"  # as the in-memory path names the table
+    # blank lines are DuckDB's to skip only in text
+    scan_path = scan.path if scan.kind == "csv" else None
     cols, problems, _ = mapped_columns(list(scan.types), spec, source)
     problems += [
         Problem(
@@ -350,6 +392,8 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
         "coordinator_id": "coordinator_id",
         "contact_id": "contact_id",
     }
+    where = None if scan_path is None else (scan_path, header)
+    located = Log(con, source, "csv", True, {}, export_file=where)
     if left is not None:
         # The second look: every cell of the flagged rows, recoded as the first rows were.
         errors: list[Problem] = []
@@ -358,7 +402,7 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
             lookup, bad = recode(c, left[c].dropna())
             for problem, values in bad:
                 rows = left.loc[left[c].isin(values), "_row"].nsmallest(5)
-                errors.append(replace(problem, rows=tuple(int(r) + 2 for r in sorted(rows))))
+                errors.append(replace(problem, rows=located.rows([int(r) + 2 for r in rows])))
             got = left[[c]].merge(lookup, how="left", left_on=c, right_on="raw")
             fixed[names[c]] = got["v"].to_numpy()
             fixed["raw_" + ("svc" if c == "service_type" else names[c])] = (
@@ -384,7 +428,7 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
             )
             codes = _SVC if c == "service_type" else _MODES
             cats[c] = {codes[int(i)]: int(i) for i in found["v"]}
-    return Log(con, source, "csv", True, cats)
+    return Log(con, source, "csv", True, cats, export_file=where)
 
 
 def open_log(
@@ -553,6 +597,8 @@ def problem_rows(log: Log, condition: str, join: str = "") -> tuple[int, ...]:
     if log.has_row:
         sql = f"SELECT l._row FROM log l {join} WHERE {condition} ORDER BY l._row LIMIT 5"
         rows = con.execute(sql).fetchall()
+        if log.export_file is not None:
+            return log.rows([int(r[0]) + 2 for r in rows])
     else:
         con.execute("SET preserve_insertion_order = true")
         try:
