@@ -1222,6 +1222,17 @@ class LogScan:
     path: str = ""
 
 
+def _log_file(path: str | os.PathLike[str]) -> tuple[Path, str, str, str | None, str]:
+    """A log file's path, name (for messages), suffix, kind and SQL literal; it must exist."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(
+            [Problem(p.name, None, (), 0, "file not found", "an existing file")]
+        )
+    suffix = p.suffix.lower()
+    return p, p.name, suffix, _LOG_KINDS.get(suffix), _sql_text(str(p))
+
+
 def scan_log(
     con: Any, path: str | os.PathLike[str], column_map: Mapping[str, str] | None = None
 ) -> LogScan:
@@ -1257,15 +1268,7 @@ def scan_log(
     from .schema import COLUMNS
 
     cmap = check_column_map(column_map) if column_map is not None else {}
-    p = Path(path)
-    source = p.name
-    if not p.is_file():
-        raise DataValidationError(
-            [Problem(source, None, (), 0, "file not found", "an existing file")]
-        )
-    suffix = p.suffix.lower()
-    kind = _LOG_KINDS.get(suffix)
-    esc = _sql_text(str(p))
+    p, source, suffix, kind, esc = _log_file(path)
     if kind == "parquet":
         rel, has_row = f"read_parquet({esc}, file_row_number = true)", True
     elif kind == "csv":
@@ -1423,15 +1426,7 @@ def scan_export_log(
 
     from .data.mapping import HEADER_SEARCH_ROWS, find_header_row
 
-    p = Path(path)
-    source = p.name
-    if not p.is_file():
-        raise DataValidationError(
-            [Problem(source, None, (), 0, "file not found", "an existing file")]
-        )
-    suffix = p.suffix.lower()
-    kind = _LOG_KINDS.get(suffix)
-    esc = _sql_text(str(p))
+    p, source, suffix, kind, esc = _log_file(path)
     head = 0
     if kind == "parquet":
         rel = f"read_parquet({esc})"
