@@ -394,14 +394,13 @@ def outcome_frame(students: pd.DataFrame, chronic_threshold: float) -> pd.DataFr
 def service_areas(res: FidelityResult) -> tuple[str, ...]:
     """The service areas a result reports: the ten CIS areas, and "other" when logged."""
     mix = res._service_mix
-    key = ("service_areas", id(mix))
-    hit = res._memo.get(key)
-    if isinstance(hit, tuple) and hit[0] is mix:  # asked once per table row: kept
-        return cast("tuple[str, ...]", hit[1])
-    used = set(mix.loc[mix["dimension"] == "service_area", "code"])
-    areas = tuple(a for a in _SVC if a in used)
-    res._memo[key] = (mix, areas)
-    return areas
+
+    def areas() -> tuple[str, ...]:
+        used = set(mix.loc[mix["dimension"] == "service_area", "code"])
+        return tuple(a for a in _SVC if a in used)
+
+    # asked once per table row: worked out once
+    return cast("tuple[str, ...]", res._remember(("service_areas",), (mix,), areas))
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -392,8 +392,14 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
         "coordinator_id": "coordinator_id",
         "contact_id": "contact_id",
     }
-    where = None if scan_path is None else (scan_path, header)
-    located = Log(con, source, "csv", True, {}, export_file=where)
+    out = Log(
+        con,
+        source,
+        "csv",
+        True,
+        cats,  # filled below
+        export_file=None if scan_path is None else (scan_path, header),
+    )
     if left is not None:
         # The second look: every cell of the flagged rows, recoded as the first rows were.
         errors: list[Problem] = []
@@ -402,7 +408,7 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
             lookup, bad = recode(c, left[c].dropna())
             for problem, values in bad:
                 rows = left.loc[left[c].isin(values), "_row"].nsmallest(5)
-                errors.append(replace(problem, rows=located.rows([int(r) + 2 for r in rows])))
+                errors.append(replace(problem, rows=out.rows([int(r) + 2 for r in rows])))
             got = left[[c]].merge(lookup, how="left", left_on=c, right_on="raw")
             fixed[names[c]] = got["v"].to_numpy()
             fixed["raw_" + ("svc" if c == "service_type" else names[c])] = (
@@ -428,7 +434,7 @@ def _open_mapped(con: duckdb.DuckDBPyConnection, mlog: MappedLog) -> Log:
             )
             codes = _SVC if c == "service_type" else _MODES
             cats[c] = {codes[int(i)]: int(i) for i in found["v"]}
-    return Log(con, source, "csv", True, cats, export_file=where)
+    return out
 
 
 def open_log(

@@ -10,6 +10,7 @@ with; its methods are the entry points (``to_frame``, ``table``, ``plot``, ``sum
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -110,6 +111,21 @@ class FidelityResult:
     # Suppression decisions, worked out once per minimum cell size: every table, chart
     # and the summary ask for the same ones, and a network has thousands of rows.
     _memo: dict[tuple[object, ...], object] = field(default_factory=dict, repr=False, compare=False)
+
+    def _remember(
+        self, key: tuple[object, ...], of: tuple[object, ...], make: Callable[[], object]
+    ) -> object:
+        """``make()``, worked out once per key and objects ``of``.
+
+        The objects are kept with the value, so their identities cannot pass to others.
+        """
+        full = (*key, *(id(o) for o in of))
+        hit = self._memo.get(full)
+        if isinstance(hit, tuple) and all(a is b for a, b in zip(hit[0], of, strict=True)):
+            return hit[1]
+        value = make()
+        self._memo[full] = (of, value)
+        return value
 
     def __repr__(self) -> str:
         return (

@@ -220,22 +220,6 @@ def _pooled_coordinator(
     return out
 
 
-def _remember(
-    res: FidelityResult, key: tuple[object, ...], of: tuple[object, ...], make: Any
-) -> object:
-    """``make()``, worked out once per result, key and the objects ``of``.
-
-    The objects are kept with the value, so their identities cannot pass to others.
-    """
-    full = (*key, *(id(o) for o in of))
-    hit = res._memo.get(full)
-    if isinstance(hit, tuple) and all(a is b for a, b in zip(hit[0], of, strict=True)):
-        return hit[1]
-    value = make()
-    res._memo[full] = (of, value)
-    return value
-
-
 def pooled(res: FidelityResult, k: int) -> FidelityResult:
     """``res`` with small schools and coordinators pooled into "other" rows.
 
@@ -263,7 +247,7 @@ def pooled(res: FidelityResult, k: int) -> FidelityResult:
     if k <= 1 or schools.attrs.get("pooled_k") == k:
         return res
     frames = (schools, coords, res._school_service_mix)
-    return cast("FidelityResult", _remember(res, ("pooled", k), frames, lambda: _pooled(res, k)))
+    return cast("FidelityResult", res._remember(("pooled", k), frames, lambda: _pooled(res, k)))
 
 
 def _pooled(res: FidelityResult, k: int) -> FidelityResult:
@@ -487,7 +471,7 @@ def _protect_groups(
 def row_masks(res: FidelityResult, k: int) -> Masks:
     """Suppression of the school, coordinator and network rows (see :func:`_row_masks`)."""
     p = pooled(res, k)
-    return cast(Masks, _remember(res, ("row_masks", k), (p,), lambda: _row_masks(p, k)))
+    return cast(Masks, res._remember(("row_masks", k), (p,), lambda: _row_masks(p, k)))
 
 
 def _row_masks(res: FidelityResult, k: int) -> Masks:
@@ -665,7 +649,7 @@ def mix_masks(
 ) -> tuple[np.ndarray, list[str], dict[tuple[int, str], bool]]:
     """Suppression of the network and school-by-area service mix (see :func:`_mix_masks`)."""
     p = pooled(res, k)
-    out = _remember(res, ("mix_masks", k), (p,), lambda: _mix_masks(p, k))
+    out = res._remember(("mix_masks", k), (p,), lambda: _mix_masks(p, k))
     return cast("tuple[np.ndarray, list[str], dict[tuple[int, str], bool]]", out)
 
 
